@@ -1,0 +1,58 @@
+# Two commands work on a fresh machine (both create .venv and install on first use):
+#   make demo   the main job on the built-in default (maze2d-umaze-v1, generated data)
+#   make test   the test suite
+# PYTHON=/path/to/python runs everything with that interpreter instead of .venv (no install).
+
+ENV ?= maze2d-umaze-v1
+SEED ?= 0
+EPISODES ?= 100
+BOOTSTRAP_PYTHON ?= $(shell command -v python3.11 || command -v python3)
+
+ifeq ($(origin PYTHON), undefined)
+PY := .venv/bin/python
+DEPS := .venv/.installed
+DEV_DEPS := .venv/.installed-dev
+else
+PY := $(PYTHON)
+DEPS :=
+DEV_DEPS :=
+endif
+
+.PHONY: setup demo test test-all tasks-reference clean-venv help
+
+help:
+	@echo "make demo                  generate $(ENV)'s dataset and score the controller and random policies"
+	@echo "make test                  run the test suite (slow end-to-end checks: make test-all)"
+	@echo "make tasks-reference       the docs/tasks.md measurements (reference scores, dataset stats)"
+	@echo "variables: ENV=$(ENV) SEED=$(SEED) EPISODES=$(EPISODES) PYTHON=<interpreter, skips .venv>"
+
+.venv/.installed: requirements.txt
+	$(BOOTSTRAP_PYTHON) -m venv .venv
+	.venv/bin/python -m pip install --upgrade pip
+	.venv/bin/python -m pip install -r requirements.txt
+	touch $@
+
+.venv/.installed-dev: .venv/.installed requirements-dev.txt
+	.venv/bin/python -m pip install -r requirements-dev.txt
+	touch $@
+
+setup: $(DEV_DEPS)
+
+demo: $(DEPS)
+	$(PY) -m tasks generate $(ENV) --seed $(SEED) --skip-existing
+	$(PY) -m tasks info $(ENV)
+	$(PY) -m tasks evaluate $(ENV) --policy controller --episodes $(EPISODES) --seed $(SEED)
+	$(PY) -m tasks evaluate $(ENV) --policy controller --d4rl-protocol --episodes $(EPISODES) --seed $(SEED)
+	$(PY) -m tasks evaluate $(ENV) --policy random --episodes $(EPISODES) --seed $(SEED)
+
+test: $(DEV_DEPS)
+	$(PY) -m pytest -q -n 2 --timeout 900 tests
+
+test-all: $(DEV_DEPS)
+	$(PY) -m pytest -q -n 2 --timeout 1800 -m "slow or not slow" tests
+
+tasks-reference: $(DEPS)
+	$(PY) benchmarks/maze2d_reference.py --out docs/results/maze2d_reference.json
+
+clean-venv:
+	rm -rf .venv

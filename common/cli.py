@@ -1,0 +1,50 @@
+"""Build argparse options from a config dataclass (one dataclass per entry point; each field's
+`metadata["help"]` is its help string, `metadata["positional"]` makes it positional)."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import typing
+from typing import Any, Literal, TypeVar, get_args, get_origin
+
+T = TypeVar("T")
+
+
+def config_field(default: Any, help: str, positional: bool = False, choices: Any = None) -> Any:
+    """A dataclass field with its help string (required) and CLI hints."""
+    return dataclasses.field(default=default, metadata={"help": help, "positional": positional,
+                                                        "choices": choices})
+
+
+def _base_type(tp: Any) -> tuple[Any, tuple | None]:
+    """(python type for argparse, choices) of an annotation such as `int | None` or Literal."""
+    args = [a for a in get_args(tp) if a is not type(None)]
+    if get_origin(tp) is Literal:
+        return type(get_args(tp)[0]), get_args(tp)
+    if args and get_origin(tp) is not None:
+        return _base_type(args[0])
+    return tp, None
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        help_text = f.metadata.get("help")
+        if not help_text:
+            raise TypeError(f"{cls.__name__}.{f.name} has no help string")
+        tp, choices = _base_type(hints[f.name])
+        choices = f.metadata.get("choices") or choices
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        if f.metadata.get("positional"):
+            parser.add_argument(f.name, type=tp, choices=choices, help=help_text)
+        elif tp is bool:
+            parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, default=default,
+                                action=argparse.BooleanOptionalAction, help=help_text)
+        else:
+            parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=tp, default=default,
+                                choices=choices, help=f"{help_text} (default: {default})")
+
+
+def config_from_args(cls: type[T], namespace: argparse.Namespace) -> T:
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    return cls(**{k: v for k, v in vars(namespace).items() if k in names})

@@ -1,0 +1,88 @@
+"""The task registry, keyed by D4RL names.
+
+Each entry says how to build the env, its time limit, D4RL's reference scores, the dataset's
+file name (D4RL's own, so real D4RL files are found in D4RL's cache) and how the dataset is
+obtained: `generate` (made locally with D4RL's procedure) and/or `dataset_url` (D4RL's server).
+Adding a task is one `register(TaskSpec(...))` call.
+"""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Callable
+
+import gymnasium as gym
+import numpy as np
+
+D4RL_SERVER = "http://rail.eecs.berkeley.edu/datasets/offline_rl"
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str                                   # D4RL name, e.g. "maze2d-umaze-v1"
+    domain: str                                 # "maze2d", later "antmaze", "halfcheetah"
+    make_env: Callable[[], gym.Env]             # the env without its time limit
+    max_episode_steps: int
+    ref_min_score: float                        # D4RL's REF_MIN (random policy)
+    ref_max_score: float                        # D4RL's REF_MAX (expert / controller)
+    obs_dim: int
+    act_dim: int
+    dataset_file: str                           # D4RL's HDF5 file name
+    dataset_url: str | None = None              # D4RL's download address, if any
+    # generate(spec, steps, seed, show_progress) -> dict of arrays in D4RL's layout
+    generate: Callable[["TaskSpec", int, int, bool], dict[str, np.ndarray]] | None = None
+    default_dataset_steps: int = 1_000_000      # D4RL's dataset size
+    dataset_keys: tuple[str, ...] = ("observations", "actions", "rewards", "terminals", "timeouts")
+    # scripted policies besides "random": name -> factory(spec, seed, d4rl_protocol) -> batch policy
+    scripted_policies: dict[str, Callable] = field(default_factory=dict)
+
+    def normalized_score(self, returns):
+        """D4RL's normalised score on the 0-100 scale (0 random, 100 expert)."""
+        return 100.0 * (np.asarray(returns, dtype=np.float64) - self.ref_min_score) / (
+            self.ref_max_score - self.ref_min_score)
+
+
+TASKS: dict[str, TaskSpec] = {}
+
+
+def register(spec: TaskSpec) -> TaskSpec:
+    if spec.name in TASKS:
+        raise ValueError(f"task {spec.name!r} is registered twice")
+    TASKS[spec.name] = spec
+    return spec
+
+
+class UnknownTaskError(KeyError):
+    def __str__(self) -> str:  # KeyError would quote the whole message
+        return str(self.args[0])
+
+
+def get_task(name: str) -> TaskSpec:
+    """The spec of a D4RL task; an unknown name raises an error listing the known names."""
+    try:
+        return TASKS[name]
+    except KeyError:
+        close = difflib.get_close_matches(str(name), TASKS, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise UnknownTaskError(
+            f"unknown env name {name!r}.{hint} Known names: {', '.join(sorted(TASKS))}") from None
+
+
+def _register_maze2d() -> None:
+    from tasks.maze2d import MAZE2D_TASKS, generate_maze2d_task, make_controller_policy, make_maze2d_env
+
+    for name, (layout, limit, ref_min, ref_max, steps) in MAZE2D_TASKS.items():
+        file_name = f"{name.rsplit('-', 1)[0]}-sparse-v1.hdf5"
+        register(TaskSpec(
+            name=name, domain="maze2d", make_env=lambda layout=layout: make_maze2d_env(layout),
+            max_episode_steps=limit, ref_min_score=ref_min, ref_max_score=ref_max,
+            obs_dim=4, act_dim=2, dataset_file=file_name,
+            dataset_url=f"{D4RL_SERVER}/maze2d/{file_name}", generate=generate_maze2d_task,
+            default_dataset_steps=steps,
+            dataset_keys=("observations", "actions", "rewards", "terminals", "timeouts",
+                          "infos/goal", "infos/qpos", "infos/qvel"),
+            scripted_policies={"controller": make_controller_policy},
+        ))
+
+
+_register_maze2d()
