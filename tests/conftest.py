@@ -1,0 +1,32 @@
+"""Shared fixtures. Every test sees isolated dataset folders: no user's ~/.d4rl, no repo data/."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+@pytest.fixture(autouse=True)
+def isolated_data_dirs(tmp_path, monkeypatch):
+    """HOME, $D4RL_DATASET_DIR and the repo's data/ all point into tmp_path."""
+    import tasks.datasets as datasets
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("D4RL_DATASET_DIR", raising=False)
+    monkeypatch.setattr(datasets, "LOCAL_DATA_DIR", tmp_path / "repo_data")
+    return tmp_path
+
+
+@pytest.fixture(scope="session")
+def umaze_small(tmp_path_factory):
+    """A 6,000-step maze2d-umaze dataset written once per session: (path, arrays)."""
+    from tasks import generate_dataset, get_task, read_dataset
+
+    path = generate_dataset("maze2d-umaze-v1", out=tmp_path_factory.mktemp("data") / "umaze.hdf5",
+                            steps=6000, seed=3, show_progress=False)
+    return path, read_dataset(path, get_task("maze2d-umaze-v1"))

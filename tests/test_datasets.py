@@ -1,0 +1,183 @@
+"""Dataset loading: search order, generate/download fallbacks, clear errors, D4RL's views."""
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import h5py
+import numpy as np
+import pytest
+
+import tasks.datasets as datasets
+from tasks import (DatasetError, DatasetNotFoundError, find_dataset, get_task, load_dataset,
+                   qlearning_dataset, read_dataset, trajectories)
+from tasks.registry import TASKS
+
+UMAZE = "maze2d-umaze-v1"
+FILE = get_task(UMAZE).dataset_file
+
+
+def tiny_dataset(n=10, timeouts=(), terminals=()):
+    """observations[i] = (i, i, i, i) so alignment is visible; rewards[i] = 10 i."""
+    data = {"observations": np.repeat(np.arange(n, dtype=np.float32)[:, None], 4, axis=1),
+            "actions": np.stack([np.arange(n), -np.arange(n)], 1).astype(np.float32),
+            "rewards": 10 * np.arange(n, dtype=np.float32),
+            "terminals": np.zeros(n, bool), "timeouts": np.zeros(n, bool)}
+    data["timeouts"][list(timeouts)] = True
+    data["terminals"][list(terminals)] = True
+    return data
+
+
+def write_h5(path, data):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(path, "w") as f:
+        for k, v in data.items():
+            f.create_dataset(k, data=v)
+    return path
+
+
+def test_round_trip(tmp_path, umaze_small):
+    src, data = umaze_small
+    copy = write_h5(tmp_path / "copy.hdf5", data)
+    again = read_dataset(copy, get_task(UMAZE))
+    assert set(again) == set(data)
+    for k in data:
+        assert np.array_equal(again[k], data[k]) and again[k].dtype == data[k].dtype
+
+
+def test_search_order_data_dir_then_env_then_d4rl_cache_then_local(tmp_path, monkeypatch):
+    local = datasets.LOCAL_DATA_DIR
+    cache = tmp_path / "home" / ".d4rl" / "datasets"
+    env_dir, cli_dir = tmp_path / "envdir", tmp_path / "cli"
+    for folder in (local, cache, env_dir, cli_dir):
+        write_h5(folder / FILE, tiny_dataset())
+    monkeypatch.setenv("D4RL_DATASET_DIR", str(env_dir))
+    assert find_dataset(UMAZE, cli_dir) == cli_dir / FILE
+    assert find_dataset(UMAZE) == env_dir / FILE
+    monkeypatch.delenv("D4RL_DATASET_DIR")
+    assert find_dataset(UMAZE) == cache / FILE  # real D4RL files are found in D4RL's cache
+    os.remove(cache / FILE)
+    assert find_dataset(UMAZE) == local / FILE
+
+
+def test_missing_dataset_is_generated_into_data_dir_not_d4rl_cache(tmp_path, monkeypatch):
+    spec = get_task(UMAZE)
+    small = dataclasses.replace(spec, default_dataset_steps=500)
+    monkeypatch.setitem(TASKS, UMAZE, small)
+    data = load_dataset(UMAZE, show_progress=False)
+    assert len(data["observations"]) == 500
+    assert (datasets.LOCAL_DATA_DIR / FILE).is_file()
+    assert not (tmp_path / "home" / ".d4rl").exists()
+    os.remove(datasets.LOCAL_DATA_DIR / FILE)
+    data2 = load_dataset(UMAZE, data_dir=tmp_path / "mine", show_progress=False)
+    assert (tmp_path / "mine" / FILE).is_file() and len(data2["rewards"]) == 500
+
+
+def test_download_fallback_and_its_error(tmp_path, monkeypatch):
+    served = write_h5(tmp_path / "server" / FILE, tiny_dataset(12))
+    spec = dataclasses.replace(get_task(UMAZE), generate=None, dataset_url=served.as_uri())
+    monkeypatch.setitem(TASKS, UMAZE, spec)
+    data = load_dataset(UMAZE, data_dir=tmp_path / "dl")
+    assert len(data["rewards"]) == 12 and (tmp_path / "dl" / FILE).is_file()
+
+    monkeypatch.setitem(TASKS, UMAZE, dataclasses.replace(spec, dataset_url=(tmp_path / "nope.hdf5").as_uri()))
+    with pytest.raises(DatasetNotFoundError) as err:
+        load_dataset(UMAZE, data_dir=tmp_path / "dl2")
+    msg = str(err.value)
+    assert FILE in msg and str(tmp_path / "dl2") in msg and ".d4rl" in msg and "download" in msg
+    assert not (tmp_path / "dl2" / FILE).exists()  # no half-downloaded file
+
+
+def test_not_found_without_generator_or_url(monkeypatch, tmp_path):
+    monkeypatch.setitem(TASKS, UMAZE, dataclasses.replace(get_task(UMAZE), generate=None, dataset_url=None))
+    with pytest.raises(DatasetNotFoundError, match=f"put {FILE} in one of"):
+        load_dataset(UMAZE, data_dir=tmp_path)
+
+
+def test_truncated_file_names_the_file(tmp_path, umaze_small):
+    src, _ = umaze_small
+    raw = src.read_bytes()
+    bad = tmp_path / FILE
+    bad.write_bytes(raw[: len(raw) // 3])
+    with pytest.raises(DatasetError) as err:
+        read_dataset(bad, get_task(UMAZE))
+    assert str(bad) in str(err.value) and "truncated or corrupt" in str(err.value)
+
+
+def test_garbage_file_names_the_file(tmp_path):
+    bad = tmp_path / FILE
+    bad.write_text("this is not HDF5")
+    with pytest.raises(DatasetError, match="not a readable HDF5 file"):
+        load_dataset(UMAZE, data_dir=tmp_path)
+
+
+def test_missing_key_is_named(tmp_path):
+    data = tiny_dataset()
+    del data["actions"]
+    path = write_h5(tmp_path / FILE, data)
+    with pytest.raises(DatasetError, match="no 'actions' array"):
+        read_dataset(path, get_task(UMAZE))
+
+
+@pytest.mark.parametrize("key, bad", [("observations", np.zeros((10, 17), np.float32)),
+                                      ("actions", np.zeros((10, 8), np.float32)),
+                                      ("rewards", np.zeros(9, np.float32)),
+                                      ("timeouts", np.zeros((10, 2), bool))])
+def test_misshaped_key_is_named(tmp_path, key, bad):
+    data = tiny_dataset()
+    data[key] = bad
+    path = write_h5(tmp_path / FILE, data)
+    with pytest.raises(DatasetError) as err:
+        read_dataset(path, get_task(UMAZE))
+    assert f"'{key}' has shape {bad.shape}" in str(err.value) and str(path) in str(err.value)
+
+
+def test_column_rewards_are_flattened_like_d4rl(tmp_path):
+    data = tiny_dataset()
+    data["rewards"] = data["rewards"][:, None]
+    out = read_dataset(write_h5(tmp_path / FILE, data), get_task(UMAZE))
+    assert out["rewards"].shape == (10,)
+
+
+def test_qlearning_dataset_semantics():
+    data = tiny_dataset(10, timeouts=(3, 7), terminals=(5,))
+    q = qlearning_dataset(data)
+    kept = [0, 1, 2, 4, 5, 6, 8]  # timeouts 3 and 7 dropped, and the last row (no successor)
+    assert q["observations"][:, 0].tolist() == kept
+    assert q["next_observations"][:, 0].tolist() == [k + 1 for k in kept]
+    assert q["rewards"].tolist() == [10 * k for k in kept]
+    assert q["actions"][:, 1].tolist() == [-k for k in kept]
+    assert q["terminals"].tolist() == [k == 5 for k in kept]
+    assert set(q) == {"observations", "actions", "next_observations", "rewards", "terminals"}
+    q_all = qlearning_dataset(data, terminate_on_end=True)
+    assert q_all["observations"][:, 0].tolist() == list(range(9))
+
+
+def test_qlearning_dataset_without_timeouts_counts_steps_like_d4rl():
+    data = tiny_dataset(10, terminals=(1,))
+    del data["timeouts"]
+    q = qlearning_dataset(data, max_episode_steps=3)
+    # episodes restart after the terminal at 1; each 3rd step of an episode is a timeout: 4 and 7
+    assert q["observations"][:, 0].tolist() == [0, 1, 2, 3, 5, 6, 8]
+    with pytest.raises(DatasetError, match="max_episode_steps"):
+        qlearning_dataset(data)
+
+
+def test_trajectories_split_on_terminals_and_timeouts():
+    data = tiny_dataset(10, timeouts=(3,), terminals=(6,))
+    data["infos/goal"] = np.arange(20, dtype=np.float32).reshape(10, 2)
+    eps = trajectories(data)
+    assert [ep["observations"][:, 0].tolist() for ep in eps] == [[0, 1, 2, 3], [4, 5, 6]]
+    assert eps[1]["infos/goal"].shape == (3, 2) and eps[1]["terminals"].tolist() == [False, False, True]
+    eps_all = trajectories(data, drop_incomplete=False)
+    assert [len(ep["rewards"]) for ep in eps_all] == [4, 3, 3]
+
+
+def test_qlearning_and_trajectory_counts_on_generated_data(umaze_small):
+    _, data = umaze_small
+    n, timeouts = len(data["rewards"]), data["timeouts"]
+    q = qlearning_dataset(data)
+    assert len(q["rewards"]) == n - 1 - timeouts[:-1].sum()
+    eps = trajectories(data, drop_incomplete=False)
+    assert sum(len(ep["rewards"]) for ep in eps) == n
+    assert len(trajectories(data)) == timeouts.sum()
