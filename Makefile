@@ -6,6 +6,11 @@
 ENV ?= maze2d-umaze-v1
 SEED ?= 0
 EPISODES ?= 100
+PROFILE ?= auto
+DEVICE ?= auto
+MODE ?= iql_td_mpc
+STEPS ?=
+STEPS_ARG := $(if $(STEPS),--steps $(STEPS),)
 BOOTSTRAP_PYTHON ?= $(shell command -v python3.11 || command -v python3)
 
 ifeq ($(origin PYTHON), undefined)
@@ -18,13 +23,16 @@ DEPS :=
 DEV_DEPS :=
 endif
 
-.PHONY: setup demo test test-all tasks-reference clean-venv help
+.PHONY: setup demo test test-all tasks-reference manager flat clean-venv help
 
 help:
 	@echo "make demo                  generate $(ENV)'s dataset and score the controller and random policies"
 	@echo "make test                  run the test suite (slow end-to-end checks: make test-all)"
 	@echo "make tasks-reference       the docs/tasks.md measurements (reference scores, dataset stats)"
-	@echo "variables: ENV=$(ENV) SEED=$(SEED) EPISODES=$(EPISODES) PYTHON=<interpreter, skips .venv>"
+	@echo "make manager               train the IQL-TD-MPC Manager: runs/ENV/manager/seedK/manager.pt"
+	@echo "make flat MODE=iql_td_mpc  train and MPC-evaluate a flat agent (MODE=iql_td_mpc|td_mpc)"
+	@echo "variables: ENV=$(ENV) SEED=$(SEED) EPISODES=$(EPISODES) PROFILE=$(PROFILE) (paper|quick|smoke|auto)"
+	@echo "           DEVICE=$(DEVICE) (cpu|cuda|auto) STEPS=<override> PYTHON=<interpreter, skips .venv>"
 
 .venv/.installed: requirements.txt
 	$(BOOTSTRAP_PYTHON) -m venv .venv
@@ -53,6 +61,12 @@ test-all: $(DEV_DEPS)
 
 tasks-reference: $(DEPS)
 	$(PY) benchmarks/maze2d_reference.py --out docs/results/maze2d_reference.json
+
+manager: $(DEPS)
+	$(PY) -m manager train --mode manager --env $(ENV) --seed $(SEED) --profile $(PROFILE) --device $(DEVICE) $(STEPS_ARG)
+
+flat: $(DEPS)
+	$(PY) -m manager train --mode $(MODE) --env $(ENV) --seed $(SEED) --profile $(PROFILE) --device $(DEVICE) $(STEPS_ARG)
 
 clean-venv:
 	rm -rf .venv

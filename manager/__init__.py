@@ -1,0 +1,1 @@
+"""IQL-TD-MPC: flat agent, TD-MPC baseline and the hierarchical Manager."""

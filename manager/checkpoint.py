@@ -1,0 +1,87 @@
+"""Checkpoint files: the training checkpoint (resume) and the exported Manager (intents elsewhere).
+
+Both are plain dicts of tensors and primitives written with torch.save to a temp file and renamed
+(atomic), and read with torch.load(..., weights_only=True): no pickled code is ever executed.
+
+Exported Manager (`manager.pt`), everything needed to produce intents on another machine:
+  format, format_version, code_version, env, obs_dim, act_dim, mode, k, latent_dim,
+  config (the AgentConfig as a dict), obs_mean, obs_std (normalisation), model (weights),
+  decoder (optional weights of the latent -> obs decoder).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from common.atomic import atomic_path
+from manager.config import AgentConfig, MODES
+
+MANAGER_FORMAT = "iql-td-mpc-manager"
+FORMAT_VERSION = 1
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, unreadable, of another kind, or for another env / obs size."""
+
+
+def save_atomic(obj: dict[str, Any], path: str | os.PathLike) -> Path:
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}; train one first (make manager ENV=...) or pass its path")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises many kinds here: corrupt zip, unpickling refused, ...
+        raise CheckpointError(f"{path} is not a readable checkpoint (corrupt, truncated, or not made by "
+                              f"this project): {type(exc).__name__}: {exc}") from None
+
+
+def config_to_dict(cfg: AgentConfig) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def config_from_dict(data: dict[str, Any]) -> AgentConfig:
+    cls = MODES[data["mode"]]
+    known = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def export_manager(path: str | os.PathLike, *, env: str, obs_dim: int, act_dim: int, cfg: AgentConfig,
+                   obs_mean: torch.Tensor, obs_std: torch.Tensor, model_state: dict[str, torch.Tensor],
+                   code_version: str, decoder_state: dict[str, torch.Tensor] | None = None) -> Path:
+    payload = {"format": MANAGER_FORMAT, "format_version": FORMAT_VERSION, "code_version": code_version,
+               "env": env, "obs_dim": int(obs_dim), "act_dim": int(act_dim), "mode": cfg.mode, "k": int(cfg.k),
+               "latent_dim": int(cfg.latent_dim), "config": config_to_dict(cfg),
+               "obs_mean": obs_mean.detach().cpu().float(), "obs_std": obs_std.detach().cpu().float(),
+               "model": {k: v.detach().cpu() for k, v in model_state.items()},
+               "decoder": None if decoder_state is None else {k: v.detach().cpu() for k, v in decoder_state.items()}}
+    return save_atomic(payload, path)
+
+
+def load_manager_file(path: str | os.PathLike, env: str | None = None, obs_dim: int | None = None,
+                      map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read an exported Manager and refuse it when it was made for another env or obs size."""
+    payload = load_checkpoint(path, map_location)
+    if not isinstance(payload, dict) or payload.get("format") != MANAGER_FORMAT:
+        raise CheckpointError(f"{path} is not an exported Manager (format {payload.get('format') if isinstance(payload, dict) else type(payload).__name__!r}); "
+                              "use the manager.pt written by `make manager`")
+    if payload["format_version"] > FORMAT_VERSION:
+        raise CheckpointError(f"{path} has format version {payload['format_version']}, this code reads up to "
+                              f"{FORMAT_VERSION}: update the code")
+    if env is not None and payload["env"] != env:
+        raise CheckpointError(f"{path} is a Manager for {payload['env']}, not {env}: train one for {env} "
+                              f"(make manager ENV={env}) or pass the right MANAGER=path")
+    if obs_dim is not None and payload["obs_dim"] != obs_dim:
+        raise CheckpointError(f"{path} expects observations of size {payload['obs_dim']}, the env gives "
+                              f"{obs_dim}: it belongs to another task")
+    return payload

@@ -1,0 +1,244 @@
+"""Training runs of every mode, resumable, in the run layout runs/<env>/<mode>/seed<k>/.
+
+- checkpoint.pt (atomic) every `checkpoint_every` steps holds the agent (weights, target,
+  optimisers, generator), the sampler's generator, the decoder and the step: a resumed run
+  continues bit-for-bit as an uninterrupted one would (same device), and metrics.csv is cut back
+  to the checkpoint's step;
+- `chunk_steps` / `time_limit_s` stop a call early at a checkpoint, so long runs can span
+  several calls (e.g. 10-minute GPU sessions);
+- non-finite or exploding losses stop the run naming the loss and the step; the last good
+  checkpoint stays (a bad state is never saved);
+- at the end: the Manager exports manager.pt; flat agents are scored by batched MPC.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from common.cli import config_field as field
+from common.progress import progress_bar
+from common.run_dir import RunAlreadyComplete, RunDir
+from manager.agent import Agent
+from manager.checkpoint import config_to_dict, export_manager, load_checkpoint, save_atomic
+from manager.config import (PROFILE_EVAL_EPISODES, PROFILE_STEPS, AgentConfig, apply_profile, make_config,
+                            resolve_for_env)
+from manager.data import SequenceSampler
+from manager.inference import LatentPlanner, default_device
+from manager.world_model import Decoder
+from tasks import evaluate_policy, get_normalized_score, get_task, load_dataset
+from tasks.datasets import code_version
+
+EXPLODING_LOSS = 1e8
+
+
+@dataclass
+class TrainConfig:
+    mode: str = field("manager", "manager | iql_td_mpc | td_mpc", choices=("manager", "iql_td_mpc", "td_mpc"))
+    env: str = field("maze2d-umaze-v1", "D4RL task name")
+    seed: int = field(0, "seed of initialisation, sampling and evaluation")
+    profile: str = field("auto", "paper | quick | smoke | auto (paper on a GPU, quick on a CPU); see docs/manager.md",
+                         choices=("auto", "paper", "quick", "smoke"))
+    steps: int | None = field(None, "training steps (default: the profile's: manager 300K, flat 1M for paper)")
+    device: str = field("auto", "auto | cpu | cuda")
+    runs_dir: str = field("runs", "root of the run folders")
+    data_dir: str | None = field(None, "folder searched first for the dataset")
+    eval_episodes: int | None = field(None, "flat agents: MPC evaluation episodes (default: the profile's, 100 for paper)")
+    eval_num_envs: int = field(100, "flat agents: episodes evaluated at once (batched planning)")
+    log_every: int = field(100, "write a metrics.csv row every this many steps")
+    checkpoint_every: int = field(1000, "save checkpoint.pt every this many steps (a multiple of log_every)")
+    chunk_steps: int = field(0, "stop after this many steps in this call (0: run to the end); re-run to resume")
+    time_limit_s: float = field(0.0, "stop at the first checkpoint after this many seconds (0: no limit)")
+    decoder: bool = field(True, "manager: also train the latent -> observation decoder (reconstruction only)")
+    overwrite: bool = field(False, "redo a finished run")
+    progress: bool = field(True, "show a progress bar")
+
+
+class TrainingDiverged(RuntimeError):
+    pass
+
+
+@dataclass
+class ResolvedRun:
+    train: TrainConfig
+    agent: AgentConfig
+    profile: str
+    steps: int
+    eval_episodes: int
+    device: torch.device
+
+
+def resolve(train: TrainConfig, overrides: dict[str, Any] | None = None) -> ResolvedRun:
+    """Profile, task-dependent settings and user overrides -> the exact configs of a run."""
+    overrides = dict(overrides or {})
+    get_task(train.env)  # unknown names fail here, listing the known ones
+    device = default_device() if train.device == "auto" else torch.device(train.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for but no CUDA device is available; use --device cpu")
+    profile = train.profile if train.profile != "auto" else ("paper" if device.type == "cuda" else "quick")
+    explicit = frozenset(overrides)
+    cfg = make_config(train.mode, **overrides)
+    cfg = resolve_for_env(apply_profile(cfg, profile, explicit), train.env, explicit)
+    manager_steps, flat_steps = PROFILE_STEPS[profile]
+    steps = train.steps if train.steps is not None else (manager_steps if train.mode == "manager" else flat_steps)
+    if train.checkpoint_every % train.log_every:
+        raise ValueError("checkpoint_every must be a multiple of log_every (so a resumed run logs identically)")
+    episodes = train.eval_episodes if train.eval_episodes is not None else PROFILE_EVAL_EPISODES[profile]
+    return ResolvedRun(train, cfg, profile, steps, episodes, device)
+
+
+class Trainer:
+    def __init__(self, run: ResolvedRun):
+        self.run = run
+        t, cfg = run.train, run.agent
+        self.run_dir = RunDir(t.runs_dir, t.env, t.mode, t.seed)
+        self.checkpoint_path = self.run_dir.path / "checkpoint.pt"
+        dataset = load_dataset(t.env, t.data_dir, show_progress=t.progress)
+        self.obs_dim, self.act_dim = dataset["observations"].shape[1], dataset["actions"].shape[1]
+        self.sampler = SequenceSampler(dataset, cfg.horizon, cfg.k, cfg.reward_scale, device=run.device, seed=t.seed,
+                                       max_episode_steps=get_task(t.env).max_episode_steps,
+                                       prioritized=cfg.prioritized_replay, alpha=cfg.per_alpha, beta=cfg.per_beta)
+        self.agent = Agent(self.obs_dim, self.act_dim, cfg, run.device, t.seed)
+        self.decoder = self.decoder_optim = None
+        if t.decoder and t.mode == "manager":
+            self.decoder = Decoder(cfg.latent_dim, self.obs_dim, cfg.enc_dim).to(run.device)
+            self.decoder_optim = torch.optim.Adam(self.decoder.parameters(), lr=cfg.lr)
+
+    # --- state -----------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {"agent": self.agent.state_dict(), "sampler": self.sampler.state_dict(),
+                "decoder": None if self.decoder is None else self.decoder.state_dict(),
+                "decoder_optim": None if self.decoder_optim is None else self.decoder_optim.state_dict(),
+                "config": config_to_dict(self.run.agent), "env": self.run.train.env, "obs_dim": self.obs_dim}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state["env"] != self.run.train.env or state["obs_dim"] != self.obs_dim:
+            raise ValueError(f"{self.checkpoint_path} belongs to another run ({state['env']}); use another --runs-dir")
+        if state["config"] != config_to_dict(self.run.agent):
+            raise ValueError(f"{self.checkpoint_path} was made with another agent config; resume with the same "
+                             "settings or pass --overwrite to start again")
+        self.agent.load_state_dict(state["agent"])
+        self.sampler.load_state_dict(state["sampler"])
+        if self.decoder is not None and state["decoder"] is not None:
+            self.decoder.load_state_dict(state["decoder"])
+            self.decoder_optim.load_state_dict(state["decoder_optim"])
+
+    def _truncate_metrics(self, step: int) -> None:
+        path = self.run_dir.metrics_path
+        if not path.exists():
+            return
+        with open(path, newline="") as f:
+            rows = list(csv.reader(f))
+        kept = [rows[0]] + [r for r in rows[1:] if int(r[0]) <= step]
+        with open(path, "w", newline="") as f:
+            csv.writer(f).writerows(kept)
+
+    # --- the loop --------------------------------------------------------------------------------
+    def decoder_update(self, obs: torch.Tensor) -> torch.Tensor:
+        z = self.agent.model.encode(obs).detach()  # no gradient into the model
+        loss = ((self.decoder(z) - obs) ** 2).mean()
+        self.decoder_optim.zero_grad(set_to_none=True)
+        loss.backward()
+        self.decoder_optim.step()
+        return loss.detach()
+
+    def train(self) -> dict[str, Any] | None:
+        """Run (or resume) training; returns final.json's contents, or None if stopped early."""
+        t = self.run.train
+        if self.run_dir.is_complete() and not t.overwrite:
+            raise RunAlreadyComplete(f"{self.run_dir.path} already holds a finished run; pass --overwrite to redo it")
+        if self.checkpoint_path.exists() and not t.overwrite:
+            self.load_state_dict(load_checkpoint(self.checkpoint_path, self.run.device))
+            self._truncate_metrics(self.agent.step)
+        else:
+            self.run_dir.start({"train": dataclasses.asdict(t), "agent": config_to_dict(self.run.agent),
+                                "profile": self.run.profile, "steps": self.run.steps,
+                                "device": str(self.run.device), "code_version": code_version()},
+                               overwrite=t.overwrite)
+            self.run_dir.metrics_path.unlink(missing_ok=True)
+        start_step, total = self.agent.step, self.run.steps
+        stop_step = min(total, start_step + t.chunk_steps) if t.chunk_steps else total
+        started = time.perf_counter()
+        sums: dict[str, torch.Tensor] = {}
+        first_bad = torch.full((), -1, dtype=torch.long, device=self.run.device)
+        step_counter = torch.full((), start_step, dtype=torch.long, device=self.run.device)
+        first_bad_terms = torch.zeros((), dtype=torch.bool, device=self.run.device)  # broadcast to (n_terms,)
+        window_start = time.perf_counter()
+        with progress_bar(total=total, desc=f"{t.mode} {t.env}", enabled=t.progress) as bar:
+            bar.update(start_step)
+            while self.agent.step < stop_step:
+                batch = self.sampler.sample(self.run.agent.batch_size)
+                metrics = self.agent.update(batch)
+                self.sampler.update_priorities(batch.index, self.agent.priorities)
+                if self.decoder is not None:
+                    metrics["decoder"] = self.decoder_update(batch.obs[0])
+                stacked = torch.stack(list(metrics.values()))
+                bad_terms = ~torch.isfinite(stacked) | (stacked.abs() > EXPLODING_LOSS)  # (n_terms,)
+                step_counter += 1  # on the device: no host copy inside the step
+                is_first = bad_terms.any() & (first_bad < 0)
+                first_bad = torch.where(is_first, step_counter, first_bad)
+                first_bad_terms = torch.where(is_first, bad_terms, first_bad_terms)
+                for k, v in metrics.items():
+                    sums[k] = sums[k] + v if k in sums else v.clone()
+                step = self.agent.step
+                if step % t.log_every == 0 or step == stop_step:
+                    self._check_finite(list(metrics), first_bad, first_bad_terms)
+                    now = time.perf_counter()
+                    n = step % t.log_every or t.log_every
+                    row = {"step": step, **{k: float(v) / n for k, v in sums.items()},
+                           "steps_per_s": n / max(now - window_start, 1e-9)}
+                    self.run_dir.log_metrics(row)
+                    sums, window_start = {}, now
+                    bar.update(n)
+                if step % t.checkpoint_every == 0 or step == stop_step:
+                    save_atomic(self.state_dict(), self.checkpoint_path)
+                    if t.time_limit_s and time.perf_counter() - started > t.time_limit_s and step < total:
+                        break
+        if self.agent.step < total:
+            print(f"stopped at step {self.agent.step}/{total}; checkpoint {self.checkpoint_path}: run the same "
+                  "command again to resume")
+            return None
+        return self.finish(time.perf_counter() - started)
+
+    def _check_finite(self, names: list[str], first_bad: torch.Tensor, first_bad_terms: torch.Tensor) -> None:
+        """Raise at a log step if any loss went bad since the start (one host sync per log step)."""
+        bad_step = int(first_bad)
+        if bad_step >= 0:
+            bad = [name for name, flag in zip(names, first_bad_terms.tolist()) if flag]
+            raise TrainingDiverged(
+                f"training diverged: loss {', '.join(bad)} became non-finite or exceeded {EXPLODING_LOSS:g} at "
+                f"step {bad_step}; the last good checkpoint ({self.checkpoint_path}) is kept. Lower the learning "
+                "rate (--set lr=...) or check the dataset's rewards and observations.")
+
+    def finish(self, wall_s: float) -> dict[str, Any]:
+        t, cfg = self.run.train, self.run.agent
+        result: dict[str, Any] = {"env": t.env, "mode": t.mode, "seed": t.seed, "steps": self.agent.step,
+                                  "profile": self.run.profile, "device": str(self.run.device),
+                                  "train_wall_s_this_call": wall_s, "code_version": code_version()}
+        mean, std = torch.as_tensor(self.sampler.obs_mean), torch.as_tensor(self.sampler.obs_std)
+        if t.mode == "manager":
+            path = export_manager(self.run_dir.path / "manager.pt", env=t.env, obs_dim=self.obs_dim,
+                                  act_dim=self.act_dim, cfg=cfg, obs_mean=mean, obs_std=std,
+                                  model_state=self.agent.model.state_dict(), code_version=code_version(),
+                                  decoder_state=None if self.decoder is None else self.decoder.state_dict())
+            result["manager"] = str(path)
+        else:
+            planner = LatentPlanner(self.agent.model, cfg, mean, std, self.run.device, seed=t.seed)
+            start = time.perf_counter()
+            returns = evaluate_policy(t.env, planner, self.run.eval_episodes, seed=t.seed,
+                                      num_envs=t.eval_num_envs, show_progress=t.progress)
+            scores = get_normalized_score(t.env, returns)
+            result.update({"eval_episodes": self.run.eval_episodes, "mean_return": float(returns.mean()),
+                           "normalized_score": float(scores.mean()), "normalized_score_std": float(scores.std()),
+                           "eval_wall_s": time.perf_counter() - start})
+        self.run_dir.finish(result)
+        return result
+
+
+def run_dir_of(train: TrainConfig) -> Path:
+    return RunDir(train.runs_dir, train.env, train.mode, train.seed).path
