@@ -13,7 +13,8 @@ T = TypeVar("T")
 def config_field(default: Any, help: str, positional: bool = False, choices: Any = None) -> Any:
     """A dataclass field with its help string (required) and CLI hints."""
     return dataclasses.field(default=default, metadata={"help": help, "positional": positional,
-                                                        "choices": choices})
+                                                        "choices": choices,
+                                                        "custom_args": {"help": help}})  # pyrallis reads this
 
 
 def _base_type(tp: Any) -> tuple[Any, tuple | None]:

@@ -9,6 +9,7 @@ Path parts that are not path-safe are slugged.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 import shutil
@@ -82,6 +83,18 @@ class RunDir:
             if new_file:
                 writer.writeheader()
             writer.writerow(row)
+
+    def truncate_metrics(self, step: int) -> None:
+        """Drop metrics.csv rows logged after `step` (a run resumed from its checkpoint at `step`
+        re-logs them, so the file ends up as an uninterrupted run's)."""
+        if not self.metrics_path.exists():
+            return
+        with open(self.metrics_path, newline="") as f:
+            rows = list(csv.reader(f))
+        kept = rows[:1] + [r for r in rows[1:] if int(r[0]) <= step]
+        text = io.StringIO()
+        csv.writer(text).writerows(kept)
+        write_text_atomic(self.metrics_path, text.getvalue())
 
     def finish(self, result: Mapping[str, Any]) -> None:
         write_json_atomic(self.final_path, dict(result))

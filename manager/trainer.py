@@ -12,7 +12,6 @@
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
 import time
 from dataclasses import dataclass
@@ -128,16 +127,6 @@ class Trainer:
             self.decoder.load_state_dict(state["decoder"])
             self.decoder_optim.load_state_dict(state["decoder_optim"])
 
-    def _truncate_metrics(self, step: int) -> None:
-        path = self.run_dir.metrics_path
-        if not path.exists():
-            return
-        with open(path, newline="") as f:
-            rows = list(csv.reader(f))
-        kept = [rows[0]] + [r for r in rows[1:] if int(r[0]) <= step]
-        with open(path, "w", newline="") as f:
-            csv.writer(f).writerows(kept)
-
     # --- the loop --------------------------------------------------------------------------------
     def decoder_update(self, obs: torch.Tensor) -> torch.Tensor:
         z = self.agent.model.encode(obs).detach()  # no gradient into the model
@@ -154,7 +143,7 @@ class Trainer:
             raise RunAlreadyComplete(f"{self.run_dir.path} already holds a finished run; pass --overwrite to redo it")
         if self.checkpoint_path.exists() and not t.overwrite:
             self.load_state_dict(load_checkpoint(self.checkpoint_path, self.run.device))
-            self._truncate_metrics(self.agent.step)
+            self.run_dir.truncate_metrics(self.agent.step)
         else:
             self.run_dir.start({"train": dataclasses.asdict(t), "agent": config_to_dict(self.run.agent),
                                 "profile": self.run.profile, "steps": self.run.steps,

@@ -34,18 +34,24 @@ def get_normalized_score(name: str, returns):
 def evaluate_policy(name: str, policy: BatchPolicy, episodes: int, seed: int = 0,
                     num_envs: int | None = None,
                     wrap: Callable[[gym.vector.VectorEnv], gym.vector.VectorEnv] | None = None,
-                    show_progress: bool = False) -> np.ndarray:
+                    show_progress: bool = False, envs: gym.vector.VectorEnv | None = None) -> np.ndarray:
     """Returns (episodes,) undiscounted returns, running `num_envs` episodes at once.
 
-    `wrap` may wrap the vector env (e.g. to append intents to observations). An episode ends at
-    its first terminated or truncated step; later rewards of that slot are ignored.
+    `wrap` may wrap the vector env (e.g. to append intents to observations). `envs` passes a
+    ready vector env of this task instead (made by make_vector_env, autoreset off; it is not
+    closed). An episode ends at its first terminated or truncated step; later rewards of that
+    slot are ignored.
     """
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
-    num_envs = min(episodes, num_envs or episodes)
-    envs = make_vector_env(name, num_envs)
-    if wrap is not None:
-        envs = wrap(envs)
+    own_envs = envs is None
+    if own_envs:
+        num_envs = min(episodes, num_envs or episodes)
+        envs = make_vector_env(name, num_envs)
+        if wrap is not None:
+            envs = wrap(envs)
+    else:
+        num_envs = envs.num_envs
     returns = np.zeros(episodes)
     rounds = -(-episodes // num_envs)
     with progress_bar(total=episodes, desc=f"evaluate {name}", enabled=show_progress, unit="ep") as bar:
@@ -63,7 +69,8 @@ def evaluate_policy(name: str, policy: BatchPolicy, episodes: int, seed: int = 0
             valid = ids < episodes
             returns[ids[valid]] = total[valid]
             bar.update(int(valid.sum()))
-    envs.close()
+    if own_envs:
+        envs.close()
     return returns
 
 

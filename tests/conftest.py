@@ -30,3 +30,16 @@ def umaze_small(tmp_path_factory):
     path = generate_dataset("maze2d-umaze-v1", out=tmp_path_factory.mktemp("data") / "umaze.hdf5",
                             steps=6000, seed=3, show_progress=False)
     return path, read_dataset(path, get_task("maze2d-umaze-v1"))
+
+
+@pytest.fixture
+def data_dir(umaze_small, tmp_path):
+    """A --data-dir holding the small umaze dataset under D4RL's file name."""
+    import shutil
+
+    from tasks import get_task
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    shutil.copy(umaze_small[0], folder / get_task("maze2d-umaze-v1").dataset_file)
+    return folder

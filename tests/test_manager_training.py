@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -18,7 +17,6 @@ from manager.config import apply_profile, make_config, resolve_for_env
 from manager.data import SequenceSampler
 from manager.inference import ManagerIntents
 from manager.trainer import TrainConfig, Trainer, TrainingDiverged, resolve
-from tasks import get_task
 
 ENV = "maze2d-umaze-v1"
 TRAIN_STEPS = 300
@@ -133,14 +131,6 @@ def test_mismatched_or_foreign_checkpoints_are_refused(exported, tmp_path):
 
 
 # --- the trainer: run layout, resume, determinism, divergence, CLI ------------------------------
-@pytest.fixture
-def data_dir(umaze_small, tmp_path):
-    folder = tmp_path / "data"
-    folder.mkdir()
-    shutil.copy(umaze_small[0], folder / get_task(ENV).dataset_file)
-    return folder
-
-
 def train_run(data_dir, runs_dir, mode="manager", **kw):
     cfg = TrainConfig(mode=mode, env=ENV, profile="smoke", steps=kw.pop("steps", 200), runs_dir=str(runs_dir),
                       data_dir=str(data_dir), log_every=50, checkpoint_every=100, progress=False, **kw)
