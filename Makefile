@@ -9,6 +9,10 @@ EPISODES ?= 100
 PROFILE ?= auto
 DEVICE ?= auto
 MODE ?= iql_td_mpc
+ALGO ?= bc
+INTENT ?= none
+MANAGER ?=
+MANAGER_ARG := $(if $(MANAGER),--manager $(MANAGER),)
 STEPS ?=
 STEPS_ARG := $(if $(STEPS),--steps $(STEPS),)
 BOOTSTRAP_PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -23,7 +27,7 @@ DEPS :=
 DEV_DEPS :=
 endif
 
-.PHONY: setup demo test test-all tasks-reference manager flat clean-venv help
+.PHONY: setup demo test test-all tasks-reference manager flat worker clean-venv help
 
 help:
 	@echo "make demo                  generate $(ENV)'s dataset and score the controller and random policies"
@@ -31,6 +35,7 @@ help:
 	@echo "make tasks-reference       the docs/tasks.md measurements (reference scores, dataset stats)"
 	@echo "make manager               train the IQL-TD-MPC Manager: runs/ENV/manager/seedK/manager.pt"
 	@echo "make flat MODE=iql_td_mpc  train and MPC-evaluate a flat agent (MODE=iql_td_mpc|td_mpc)"
+	@echo "make worker ALGO=bc INTENT=none|manager|random  train a worker (runs/ENV/ALGO/INTENT/seedK)"
 	@echo "variables: ENV=$(ENV) SEED=$(SEED) EPISODES=$(EPISODES) PROFILE=$(PROFILE) (paper|quick|smoke|auto)"
 	@echo "           DEVICE=$(DEVICE) (cpu|cuda|auto) STEPS=<override> PYTHON=<interpreter, skips .venv>"
 
@@ -67,6 +72,10 @@ manager: $(DEPS)
 
 flat: $(DEPS)
 	$(PY) -m manager train --mode $(MODE) --env $(ENV) --seed $(SEED) --profile $(PROFILE) --device $(DEVICE) $(STEPS_ARG)
+
+worker: $(DEPS)
+	$(PY) -m corl $(ALGO) --env $(ENV) --seed $(SEED) --intent $(INTENT) --profile $(PROFILE) --device $(DEVICE) \
+		$(MANAGER_ARG) $(if $(STEPS),--steps $(STEPS),) $(if $(WANDB),--wandb true,)
 
 clean-venv:
 	rm -rf .venv

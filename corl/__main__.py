@@ -1,0 +1,37 @@
+"""python -m corl ALGO [--env ...] [--intent none|manager|random] ...: run one worker.
+
+ALGO is one of the keys of WORKERS (bc and bc_10 share any_percent_bc.py). Every other flag goes
+to the worker file's own pyrallis CLI: `python -m corl bc --help`.
+"""
+import importlib
+import sys
+
+WORKERS = {"bc": "corl.any_percent_bc", "bc_10": "corl.any_percent_bc"}
+PLANNED = ("awac", "iql", "td3_bc", "cql", "dt", "idql")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__ + f"\nworkers: {', '.join(WORKERS)}")
+        return 0
+    algo, rest = argv[0], argv[1:]
+    if algo not in WORKERS:
+        later = f" ({algo} is not implemented yet)" if algo in PLANNED else ""
+        print(f"error: unknown worker {algo!r}{later}; choose one of: {', '.join(WORKERS)}", file=sys.stderr)
+        return 2
+    from common.run_dir import RunAlreadyComplete
+    from manager.checkpoint import CheckpointError
+    from tasks import DatasetError, UnknownTaskError
+
+    module = importlib.import_module(WORKERS[algo])
+    try:
+        return module.main(["--algo", algo, *rest])
+    except (RunAlreadyComplete, CheckpointError, UnknownTaskError, DatasetError, ValueError,
+            FloatingPointError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

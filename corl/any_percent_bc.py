@@ -1,0 +1,115 @@
+"""Any-percent behavioural cloning (CORL's any_percent_bc.py): ALGO=bc clones the whole dataset
+(frac 1.0), ALGO=bc_10 the best 10% of its trajectories by discounted return.
+
+    python -m corl.any_percent_bc --algo bc --env maze2d-umaze-v1 --intent manager
+    python -m corl.any_percent_bc --help
+
+The plugin is reached through exactly two lines, marked with the PLUGIN(intents) comment.
+"""
+# (no `from __future__ import annotations`: pyrallis needs evaluated field types)
+
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from common.cli import config_field as field
+from corl.shared.config import WorkerConfig, parse_worker_config
+from corl.shared.data import ReplayBuffer, episode_slices, load_transitions, normalize_dataset
+from corl.shared.run import WorkerRun
+from wrappers import augment, wrap_env
+
+
+@dataclass
+class BCConfig(WorkerConfig):
+    algo: str = field("bc", "bc (frac 1.0) | bc_10 (frac 0.1)")
+    batch_size: int = field(256, "training batch size")
+    frac: float = field(1.0, "top fraction of the dataset's trajectories (by discounted return) to clone")
+    max_traj_len: int = field(1000, "maximum trajectory length when splitting the dataset")
+    normalize: bool = field(True, "normalise states with the dataset's mean and std")
+    discount: float = field(0.99, "discount of the returns that rank trajectories")
+    actor_lr: float = field(3e-4, "Adam learning rate")
+
+
+def keep_best_trajectories(dataset: dict[str, np.ndarray], frac: float, discount: float,
+                           max_episode_steps: int) -> dict[str, np.ndarray]:
+    """Rows of the best `frac` of trajectories by discounted return, best first (CORL's order)."""
+    slices = episode_slices(dataset, max_episode_steps)
+    returns = [float((dataset["rewards"][s] * discount ** np.arange(s.stop - s.start)).sum()) for s in slices]
+    best = np.argsort(returns, kind="stable")[::-1][: max(1, int(frac * len(slices)))]
+    rows = np.concatenate([np.arange(slices[i].start, slices[i].stop) for i in best])
+    return {k: v[rows] for k, v in dataset.items()}
+
+
+class Actor(nn.Module):
+    def __init__(self, state_dim: int, action_dim: int, max_action: float):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(state_dim, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(),
+                                 nn.Linear(256, action_dim), nn.Tanh())
+        self.max_action = max_action
+
+    def forward(self, state: Tensor) -> Tensor:
+        return self.max_action * self.net(state)
+
+
+def bc_loss(predicted: Tensor, action: Tensor) -> Tensor:
+    return ((predicted - action) ** 2).mean()
+
+
+class BC:
+    def __init__(self, actor: Actor, lr: float):
+        self.actor = actor
+        self.optimizer = torch.optim.Adam(actor.parameters(), lr=lr)
+
+    def update(self, batch: list[Tensor]) -> dict[str, Tensor]:
+        state, action = batch[0], batch[1]
+        loss = bc_loss(self.actor(state), action)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return {"actor_loss": loss.detach()}
+
+    @torch.no_grad()
+    def act(self, obs: Tensor) -> Tensor:
+        return self.actor(obs)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"actor": self.actor.state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.actor.load_state_dict(state["actor"])
+        self.optimizer.load_state_dict(state["optimizer"])
+
+
+def train(cfg: BCConfig) -> dict[str, Any] | None:
+    run = WorkerRun(cfg)
+    cfg = run.cfg
+    dataset = load_transitions(cfg.env, cfg.data_dir, show_progress=cfg.progress)
+    dataset = augment(dataset, run.intents)  # PLUGIN(intents): append g_t to the dataset's states
+    dataset = keep_best_trajectories(dataset, cfg.frac, cfg.discount, cfg.max_traj_len)
+    dataset, obs_mean, obs_std = normalize_dataset(dataset, cfg.normalize)
+    eval_env = wrap_env(run.make_eval_env(), run.intents)  # PLUGIN(intents): concat(s_t, g_t) at evaluation
+    state_dim = eval_env.single_observation_space.shape[0]
+    action_dim = eval_env.single_action_space.shape[0]
+    max_action = float(eval_env.single_action_space.high[0])
+    actor = Actor(state_dim, action_dim, max_action).to(run.device)
+    buffer = ReplayBuffer(dataset, run.device, seed=cfg.seed)
+    return run.train(BC(actor, cfg.actor_lr), buffer, eval_env, obs_mean, obs_std, cfg.batch_size)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    algo = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--algo"), "bc")
+    cfg = parse_worker_config(BCConfig, algo, argv)  # presets/bc_10/*.yaml set frac 0.1
+    result = train(cfg)
+    if result is not None:
+        for key, value in result.items():
+            print(f"{key}={value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

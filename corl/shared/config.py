@@ -1,0 +1,121 @@
+"""The one config schema of every worker, CORL's per-domain presets, and compute profiles.
+
+Every worker's config dataclass derives from `WorkerConfig` (env, seed, steps, eval_every,
+eval_episodes, device, intent, manager, ...) and adds its algorithm's fields under CORL's names.
+Values are resolved in this order (later wins):
+  1. the dataclass defaults (CORL's defaults for the algorithm);
+  2. the preset `corl/presets/<algo>/<domain>.yaml` (CORL's per-domain overrides; `datasets:`
+     holds per-dataset overrides inside the domain file);
+  3. the profile's run size (steps, eval cadence and episodes) for fields left unset;
+  4. `--config_path FILE` and command-line flags (pyrallis).
+"""
+# (no `from __future__ import annotations`: pyrallis needs evaluated field types)
+
+import argparse
+import dataclasses
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional, Sequence, TypeVar
+
+import pyrallis
+import yaml
+
+from common.cli import config_field as field
+from tasks import get_task
+
+PRESETS_DIR = Path(__file__).resolve().parents[1] / "presets"
+INTENT_CHOICES = ("none", "manager", "random")
+
+# Run sizes per profile. paper = the paper's protocol (Table 2: workers 200K steps on top of a
+# 300K-step Manager, baselines 500K; 100 evaluation episodes at the end).
+PROFILES: dict[str, dict[str, Any]] = {
+    "paper": {"steps_with_intents": 200_000, "steps_baseline": 500_000, "eval_every": 50_000,
+              "eval_episodes": 100, "final_eval_episodes": 100},
+    "quick": {"steps_with_intents": 5_000, "steps_baseline": 5_000, "eval_every": 2_500,
+              "eval_episodes": 10, "final_eval_episodes": 20},
+    "smoke": {"steps_with_intents": 200, "steps_baseline": 200, "eval_every": 100,
+              "eval_episodes": 2, "final_eval_episodes": 2},
+}
+
+C = TypeVar("C", bound="WorkerConfig")
+
+
+@dataclass
+class WorkerConfig:
+    """Fields shared by every worker (one schema for all algorithms)."""
+
+    algo: str = field("", "algorithm name (set by each worker file)")
+    env: str = field("maze2d-umaze-v1", "D4RL task name")
+    seed: int = field(0, "seed of initialisation, sampling and evaluation")
+    profile: str = field("auto", "paper | quick | smoke | auto (paper on a GPU, quick on a CPU)")
+    steps: Optional[int] = field(None, "training steps (default: the profile's; paper: 200K with intents, 500K without)")
+    eval_every: Optional[int] = field(None, "evaluate every this many steps (default: the profile's)")
+    eval_episodes: Optional[int] = field(None, "episodes per evaluation during training (default: the profile's)")
+    final_eval_episodes: Optional[int] = field(None, "episodes of the final evaluation (default: the profile's; paper 100)")
+    eval_num_envs: int = field(50, "episodes evaluated at once (batched)")
+    device: str = field("auto", "auto | cpu | cuda")
+    intent: str = field("none", "none | manager | random: what is appended to observations")
+    manager: Optional[str] = field(None, "manager.pt for intent=manager (default runs/<env>/manager/seed<k>/manager.pt)")
+    intent_dim: int = field(10, "size of random intents (intent=random; the Manager's latent size)")
+    runs_dir: str = field("runs", "root of the run folders")
+    data_dir: Optional[str] = field(None, "folder searched first for the dataset")
+    log_every: int = field(500, "write a metrics.csv row every this many steps")
+    checkpoint_every: int = field(5_000, "save checkpoint.pt every this many steps (a multiple of log_every)")
+    chunk_steps: int = field(0, "stop after this many steps in this call (0: run to the end); re-run to resume")
+    overwrite: bool = field(False, "redo a finished run")
+    progress: bool = field(True, "show a progress bar")
+    wandb: bool = field(False, "also log to Weights & Biases (offline mode unless WANDB_MODE says otherwise)")
+
+
+def domain_of(env: str) -> str:
+    get_task(env)  # unknown names fail here, listing the known ones
+    return env.split("-")[0]
+
+
+def preset_path(algo: str, env: str) -> Path:
+    return PRESETS_DIR / algo / f"{domain_of(env)}.yaml"
+
+
+def load_preset(algo: str, env: str) -> dict[str, Any]:
+    """CORL's overrides for `algo` on `env`'s domain (and dataset), as a flat dict."""
+    path = preset_path(algo, env)
+    if not path.is_file():
+        return {}
+    data = yaml.safe_load(path.read_text()) or {}
+    per_dataset = data.pop("datasets", {}) or {}
+    return {**data, **(per_dataset.get(env) or {})}
+
+
+def parse_worker_config(cls: type[C], algo: str, argv: Sequence[str] | None = None) -> C:
+    """Defaults <- preset(algo, env) <- command line (pyrallis; `--config_path FILE` replaces the preset)."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--env", default=cls().env)
+    known, _ = pre.parse_known_args(argv)
+    preset = {**load_preset(algo, known.env), "algo": algo}
+    unknown = set(preset) - {f.name for f in dataclasses.fields(cls)}
+    if unknown:
+        raise ValueError(f"preset {preset_path(algo, known.env)} sets unknown fields {sorted(unknown)}")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "preset.yaml"
+        path.write_text(yaml.safe_dump(preset))
+        return pyrallis.parse(config_class=cls, config_path=str(path), args=list(argv) if argv is not None else None)
+
+
+def resolve_run_size(cfg: C, profile: str) -> C:
+    """Fill the unset run-size fields from the profile."""
+    sizes = PROFILES[profile]
+    steps = sizes["steps_baseline"] if cfg.intent == "none" else sizes["steps_with_intents"]
+    changes = {"profile": profile, "steps": cfg.steps if cfg.steps is not None else steps}
+    for key in ("eval_every", "eval_episodes", "final_eval_episodes"):
+        changes[key] = getattr(cfg, key) if getattr(cfg, key) is not None else sizes[key]
+    return dataclasses.replace(cfg, **changes)
+
+
+def validate_worker_config(cfg: WorkerConfig) -> None:
+    if cfg.intent not in INTENT_CHOICES:
+        raise ValueError(f"unknown intent {cfg.intent!r}; choose one of {' | '.join(INTENT_CHOICES)}")
+    if cfg.profile not in ("auto", *PROFILES):
+        raise ValueError(f"unknown profile {cfg.profile!r}; choose one of auto, {', '.join(PROFILES)}")
+    if cfg.checkpoint_every % cfg.log_every:
+        raise ValueError("checkpoint_every must be a multiple of log_every (so a resumed run logs identically)")

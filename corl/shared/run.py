@@ -1,0 +1,189 @@
+"""One worker run: folder, intents source, evaluation, logging, checkpoints, resume, final score.
+
+A worker file builds its data and networks and hands `WorkerRun.train` an object with
+`update(batch) -> dict[str, Tensor]`, `state_dict()`, `load_state_dict()` and `act(obs) -> actions`
+(normalised observations in, actions out, on the device). Everything else lives here:
+  runs/<env>/<algo>/<intent>/seed<k>/ with config.yaml, metrics.csv (train losses every log_every
+  steps, eval normalised score every eval_every), checkpoint.pt (atomic; weights, optimisers,
+  sampler generator, step, normalisation stats, obs size, intent) and final.json last.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from common.progress import progress_bar
+from common.run_dir import RunAlreadyComplete, RunDir
+from corl.shared.config import WorkerConfig, resolve_run_size, validate_worker_config
+from corl.shared.data import ReplayBuffer
+from manager.checkpoint import CheckpointError, load_checkpoint, save_atomic
+from tasks import evaluate_policy, get_normalized_score, get_task, make_vector_env
+from tasks.datasets import code_version
+from wrappers import make_intent_source
+
+
+class Algorithm(Protocol):
+    def update(self, batch: list[Tensor]) -> dict[str, Tensor]: ...
+    def state_dict(self) -> dict: ...
+    def load_state_dict(self, state: dict) -> None: ...
+    def act(self, obs: Tensor) -> Tensor: ...
+
+
+class NormalizedPolicy:
+    """Batch policy for tasks.evaluate_policy: raw (intent-augmented) obs -> normalised -> actions."""
+
+    def __init__(self, algo: Algorithm, obs_mean: np.ndarray, obs_std: np.ndarray, device: torch.device):
+        self.algo, self.device = algo, device
+        self.mean = torch.as_tensor(obs_mean, device=device)
+        self.std = torch.as_tensor(obs_std, device=device)
+
+    def reset(self, episode_ids: np.ndarray) -> None:
+        if hasattr(self.algo, "reset"):
+            self.algo.reset(episode_ids)
+
+    @torch.no_grad()
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        obs = (torch.as_tensor(obs, dtype=torch.float32, device=self.device) - self.mean) / self.std
+        return self.algo.act(obs).cpu().numpy()
+
+
+class WorkerRun:
+    def __init__(self, cfg: WorkerConfig):
+        device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else
+                              ("cpu" if cfg.device == "auto" else cfg.device))
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError("--device cuda was asked for but no CUDA device is available; use --device cpu")
+        profile = cfg.profile if cfg.profile != "auto" else ("paper" if device.type == "cuda" else "quick")
+        validate_worker_config(cfg)
+        self.cfg = resolve_run_size(cfg, profile)
+        self.device = device
+        self.task = get_task(cfg.env)
+        manager = cfg.manager or str(Path(cfg.runs_dir) / cfg.env / "manager" / f"seed{cfg.seed}" / "manager.pt")
+        self.intents = make_intent_source(cfg.intent, manager if cfg.intent == "manager" else None, cfg.env,
+                                          self.task.obs_dim, intent_dim=cfg.intent_dim, device=device,
+                                          seed=cfg.seed)
+        self.run_dir = RunDir(cfg.runs_dir, cfg.env, [cfg.algo, cfg.intent], cfg.seed)
+        self.checkpoint_path = self.run_dir.path / "checkpoint.pt"
+        if self.run_dir.is_complete() and not cfg.overwrite:
+            raise RunAlreadyComplete(f"{self.run_dir.path} already holds a finished run; pass --overwrite to redo it")
+        torch.manual_seed(cfg.seed)
+        np.random.seed(cfg.seed)
+
+    def make_eval_env(self):
+        """The evaluation vector env (autoreset off), to be wrapped by the worker's marked line."""
+        episodes = max(self.cfg.eval_episodes, self.cfg.final_eval_episodes)
+        return make_vector_env(self.cfg.env, min(self.cfg.eval_num_envs, episodes))
+
+    # --- evaluation ----------------------------------------------------------------------------
+    def evaluate(self, policy: NormalizedPolicy, eval_env, episodes: int) -> np.ndarray:
+        if hasattr(self.intents, "reseed"):
+            self.intents.reseed(self.cfg.seed)  # random intents: the same draws at every evaluation
+        returns = evaluate_policy(self.cfg.env, policy, episodes, seed=self.cfg.seed, envs=eval_env)
+        return get_normalized_score(self.cfg.env, returns)
+
+    # --- checkpoints ----------------------------------------------------------------------------
+    def _checkpoint(self, algo: Algorithm, buffer: ReplayBuffer, step: int, obs_mean, obs_std, obs_dim) -> dict:
+        return {"algo": algo.state_dict(), "buffer": buffer.state_dict(), "step": step,
+                "obs_mean": torch.as_tensor(obs_mean), "obs_std": torch.as_tensor(obs_std),
+                "obs_dim": int(obs_dim), "env": self.cfg.env, "intent": self.cfg.intent,
+                "config": dataclasses.asdict(self.cfg)}
+
+    def _resume(self, algo: Algorithm, buffer: ReplayBuffer, obs_dim: int) -> int:
+        state = load_checkpoint(self.checkpoint_path, self.device)
+        if state["env"] != self.cfg.env or state["obs_dim"] != obs_dim:
+            raise CheckpointError(
+                f"{self.checkpoint_path} is a {state['env']} worker with observations of size {state['obs_dim']}, "
+                f"this run is {self.cfg.env} with size {obs_dim} (intent={self.cfg.intent}); "
+                "use another --runs-dir or pass --overwrite")
+        algo.load_state_dict(state["algo"])
+        buffer.load_state_dict(state["buffer"])
+        return int(state["step"])
+
+    # --- the loop -----------------------------------------------------------------------------
+    def train(self, algo: Algorithm, buffer: ReplayBuffer, eval_env, obs_mean: np.ndarray, obs_std: np.ndarray,
+              batch_size: int) -> dict[str, Any] | None:
+        cfg = self.cfg
+        obs_dim = eval_env.single_observation_space.shape[0]
+        if buffer.observations.shape[1] != obs_dim:
+            raise ValueError(f"dataset observations have size {buffer.observations.shape[1]}, the eval env "
+                             f"gives {obs_dim}: the dataset and the env were not given the same intents")
+        step = 0
+        if self.checkpoint_path.exists() and not cfg.overwrite:
+            step = self._resume(algo, buffer, obs_dim)
+            self.run_dir.truncate_metrics(step)
+        else:
+            self.run_dir.start({**dataclasses.asdict(cfg), "device": str(self.device), "obs_dim": obs_dim,
+                                "code_version": code_version()}, overwrite=cfg.overwrite)
+            self.run_dir.metrics_path.unlink(missing_ok=True)
+        logger = WandbLogger(cfg, self.run_dir.path) if cfg.wandb else None
+        policy = NormalizedPolicy(algo, obs_mean, obs_std, self.device)
+        stop = min(cfg.steps, step + cfg.chunk_steps) if cfg.chunk_steps else cfg.steps
+        sums: dict[str, Tensor] = {}
+        window_start, window_steps = time.perf_counter(), 0
+        with progress_bar(total=cfg.steps, desc=f"{cfg.algo} {cfg.env} intent={cfg.intent}",
+                          enabled=cfg.progress) as bar:
+            bar.update(step)
+            while step < stop:
+                metrics = algo.update(buffer.sample(batch_size))
+                for k, v in metrics.items():
+                    sums[k] = sums[k] + v.detach() if k in sums else v.detach().clone()
+                step, window_steps = step + 1, window_steps + 1
+                evaluate_now = step % cfg.eval_every == 0 or step == cfg.steps
+                if step % cfg.log_every == 0 or evaluate_now or step == stop:
+                    row = {"step": step, **{k: float(v) / window_steps for k, v in sums.items()}}
+                    bad = [k for k, v in row.items() if not np.isfinite(v)]
+                    if bad:
+                        raise FloatingPointError(
+                            f"loss {', '.join(bad)} became non-finite by step {step}; the last good checkpoint "
+                            f"({self.checkpoint_path}) is kept. Lower the learning rate or check the data.")
+                    row["eval_normalized_score"] = ""
+                    if evaluate_now:
+                        row["eval_normalized_score"] = float(self.evaluate(policy, eval_env, cfg.eval_episodes).mean())
+                    row["steps_per_s"] = window_steps / max(time.perf_counter() - window_start, 1e-9)
+                    self.run_dir.log_metrics(row)
+                    if logger:
+                        logger.log(row, step)
+                    bar.update(window_steps)
+                    bar.set_postfix(score=row["eval_normalized_score"] or "-")
+                    sums, window_start, window_steps = {}, time.perf_counter(), 0
+                if step % cfg.checkpoint_every == 0 or step == stop:
+                    save_atomic(self._checkpoint(algo, buffer, step, obs_mean, obs_std, obs_dim), self.checkpoint_path)
+        if step < cfg.steps:
+            print(f"stopped at step {step}/{cfg.steps}; run the same command again to resume")
+            return None
+        scores = self.evaluate(policy, eval_env, cfg.final_eval_episodes)
+        result = {"env": cfg.env, "algo": cfg.algo, "intent": cfg.intent, "seed": cfg.seed, "steps": step,
+                  "profile": cfg.profile, "device": str(self.device), "eval_episodes": cfg.final_eval_episodes,
+                  "normalized_score": float(scores.mean()), "normalized_score_std": float(scores.std()),
+                  "code_version": code_version()}
+        self.run_dir.finish(result)
+        if logger:
+            logger.finish(result)
+        return result
+
+
+class WandbLogger:
+    """Optional Weights & Biases mirror of metrics.csv; offline unless WANDB_MODE says otherwise."""
+
+    def __init__(self, cfg: WorkerConfig, run_path: Path):
+        import wandb  # imported only when asked for
+
+        os.environ.setdefault("WANDB_MODE", "offline")
+        self.wandb = wandb
+        self.run = wandb.init(project="iql-td-mpc-workers", group=f"{cfg.algo}-{cfg.env}-{cfg.intent}",
+                              name=f"{cfg.algo}-{cfg.env}-{cfg.intent}-seed{cfg.seed}", dir=str(run_path),
+                              config=dataclasses.asdict(cfg), reinit=True)
+
+    def log(self, row: dict[str, Any], step: int) -> None:
+        self.run.log({k: v for k, v in row.items() if v != ""}, step=step)
+
+    def finish(self, result: dict[str, Any]) -> None:
+        self.run.summary.update(result)
+        self.run.finish()

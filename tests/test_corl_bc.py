@@ -1,0 +1,138 @@
+"""Worker plumbing (corl/shared) and the BC worker, end to end with every intent mode."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from corl import any_percent_bc as bc
+from corl.shared import config as worker_config
+from corl.shared.data import ReplayBuffer, episode_slices, modify_reward, normalize_dataset
+from manager.trainer import TrainConfig, Trainer, resolve
+
+ENV = "maze2d-umaze-v1"
+ROOT = Path(__file__).resolve().parents[1]
+WORKER_FILES = sorted(p for p in (ROOT / "corl").glob("*.py") if not p.name.startswith("__"))
+
+
+def toy_transitions() -> dict[str, np.ndarray]:
+    """Three episodes of lengths 2, 3, 2 (terminal-ended), rewards chosen by hand."""
+    rewards = np.array([1, 1, 0, 0, 5, 2, 2], np.float32)
+    terminals = np.array([0, 1, 0, 0, 1, 0, 1], bool)
+    obs = np.arange(7, dtype=np.float32)[:, None] * np.ones((1, 3), np.float32)
+    return {"observations": obs, "next_observations": obs + 1, "actions": obs[:, :2] / 10,
+            "rewards": rewards, "terminals": terminals}
+
+
+def test_episode_slices_and_keep_best_by_hand():
+    data = toy_transitions()
+    assert [(s.start, s.stop) for s in episode_slices(data)] == [(0, 2), (2, 5), (5, 7)]
+    # discounted returns (0.5): [1 + .5, 0 + 0 + .25 * 5, 2 + 1] = [1.5, 1.25, 3.0]
+    best = bc.keep_best_trajectories(data, frac=0.34, discount=0.5, max_episode_steps=1000)
+    assert best["rewards"].tolist() == [2, 2]
+    two = bc.keep_best_trajectories(data, frac=0.67, discount=0.5, max_episode_steps=1000)
+    assert two["rewards"].tolist() == [2, 2, 1, 1]  # best first, as CORL orders them
+    assert [(s.start, s.stop) for s in episode_slices(data, max_episode_steps=2)] == [(0, 2), (2, 4), (4, 5), (5, 7)]
+
+
+def test_reward_handling_per_domain():
+    data = toy_transitions()
+    assert np.array_equal(modify_reward(data, "maze2d-umaze-v1")["rewards"], data["rewards"])
+    assert np.array_equal(modify_reward(data, "antmaze-umaze-v2")["rewards"], data["rewards"] - 1)
+    # returns 2, 5, 4 -> scale 1000 / (5 - 2)
+    np.testing.assert_allclose(modify_reward(data, "halfcheetah-medium-v2")["rewards"], data["rewards"] * 1000 / 3)
+    assert data["rewards"][0] == 1  # the input is not modified
+
+
+def test_normalisation_and_bc_loss_by_hand():
+    data = toy_transitions()
+    out, mean, std = normalize_dataset(data)
+    np.testing.assert_allclose(mean, 3.0)
+    np.testing.assert_allclose(std, np.arange(7).std() + 1e-3, rtol=1e-6)
+    np.testing.assert_allclose(out["next_observations"], (data["next_observations"] - 3.0) / std, rtol=1e-6)
+    assert bc.bc_loss(torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 2.0]])).item() == pytest.approx(2.5)
+
+
+def test_replay_buffer_shapes_seed_and_state():
+    data = toy_transitions()
+    a, b = ReplayBuffer(data, "cpu", seed=1), ReplayBuffer(data, "cpu", seed=1)
+    states, actions, rewards, next_states, dones = a.sample(16)
+    assert states.shape == (16, 3) and actions.shape == (16, 2) and rewards.shape == dones.shape == (16, 1)
+    assert torch.equal(next_states, states + 1)
+    assert torch.equal(b.sample(16)[0], states)
+    saved = a.state_dict()
+    expected = a.sample(8)[0]
+    b.load_state_dict(saved)
+    assert torch.equal(b.sample(8)[0], expected)
+
+
+def test_presets_and_command_line_precedence():
+    cfg = worker_config.parse_worker_config(bc.BCConfig, "bc_10", ["--env", ENV, "--algo", "bc_10"])
+    assert cfg.frac == 0.1 and cfg.algo == "bc_10"
+    cfg = worker_config.parse_worker_config(bc.BCConfig, "bc_10", ["--env", ENV, "--algo", "bc_10", "--frac", "0.5"])
+    assert cfg.frac == 0.5
+    assert worker_config.parse_worker_config(bc.BCConfig, "bc", ["--env", ENV]).frac == 1.0
+    with pytest.raises(Exception, match="maze2d-umaze-v1"):  # unknown env lists the known names
+        worker_config.parse_worker_config(bc.BCConfig, "bc", ["--env", "maze2d-nowhere-v1"])
+
+
+def test_each_worker_file_has_exactly_the_two_marked_plugin_lines():
+    assert WORKER_FILES, "no worker files found"
+    for path in WORKER_FILES:
+        marked = [line.strip() for line in path.read_text().splitlines() if "# PLUGIN(intents)" in line]
+        assert len(marked) == 2, (path.name, marked)
+        assert re.match(r"\w+ = augment\(\w+, ", marked[0]), marked  # the dataset line comes first
+        assert re.match(r"\w+ = wrap_env\(", marked[1]), marked
+
+
+# --- end to end ---------------------------------------------------------------------------------
+def run_bc(data_dir, runs_dir, intent, *extra):
+    args = ["--algo", "bc", "--env", ENV, "--profile", "smoke", "--intent", intent, "--runs_dir", str(runs_dir),
+            "--data_dir", str(data_dir), "--progress", "false", "--log_every", "50", "--checkpoint_every", "100",
+            "--eval_num_envs", "2", *extra]
+    return bc.train(worker_config.parse_worker_config(bc.BCConfig, "bc", args))
+
+
+def test_end_to_end_manager_augment_worker_eval(data_dir, tmp_path):
+    """The whole hierarchy at smoke size: Manager -> augmented dataset -> BC -> eval through the wrapper."""
+    manager = Trainer(resolve(TrainConfig(mode="manager", env=ENV, profile="smoke", steps=100, runs_dir=str(tmp_path),
+                                          data_dir=str(data_dir), log_every=50, checkpoint_every=100,
+                                          progress=False))).train()
+    assert Path(manager["manager"]).is_file()
+    result = run_bc(data_dir, tmp_path, "manager")
+    run_path = tmp_path / ENV / "bc" / "manager" / "seed0"
+    assert json.loads((run_path / "final.json").read_text()) == result
+    assert result["eval_episodes"] == 2 and np.isfinite(result["normalized_score"])
+    config = (run_path / "config.yaml").read_text()
+    assert "obs_dim: 14" in config  # 4 state dims + 10 intent dims
+    rows = (run_path / "metrics.csv").read_text().splitlines()
+    assert rows[0].startswith("step,actor_loss,eval_normalized_score") and len(rows) == 5
+
+
+@pytest.mark.parametrize("intent", ["none", "random"])
+def test_bc_trains_and_resumes(data_dir, tmp_path, intent):
+    whole = run_bc(data_dir, tmp_path / "a", intent)
+    assert run_bc(data_dir, tmp_path / "b", intent, "--chunk_steps", "100") is None
+    resumed = run_bc(data_dir, tmp_path / "b", intent, "--chunk_steps", "100")
+    assert resumed["normalized_score"] == whole["normalized_score"]
+    metrics = [(tmp_path / x / ENV / "bc" / intent / "seed0" / "metrics.csv").read_text().splitlines() for x in "ab"]
+    strip = lambda rows: [r.rsplit(",", 1)[0] for r in rows]  # noqa: E731 (drop steps_per_s)
+    assert strip(metrics[0]) == strip(metrics[1])
+    losses = [float(r.split(",")[1]) for r in metrics[0][1:]]
+    assert losses[-1] < losses[0]  # cloning makes progress
+
+
+def test_worker_cli_errors_are_clear(data_dir, tmp_path, capsys):
+    from corl.__main__ import main as corl_main
+
+    assert corl_main(["awac", "--env", ENV]) == 2
+    assert "not implemented yet" in capsys.readouterr().err
+    assert corl_main(["bc", "--env", ENV, "--intent", "manager", "--runs_dir", str(tmp_path),
+                      "--data_dir", str(data_dir), "--profile", "smoke", "--progress", "false"]) == 2
+    assert "make manager" in capsys.readouterr().err  # no manager trained for this env and seed yet
+    assert corl_main(["bc", "--env", ENV, "--intent", "sideways"]) == 2
+    assert "none | manager | random" in capsys.readouterr().err

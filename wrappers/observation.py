@@ -1,0 +1,72 @@
+"""Evaluation: observations become concat(s_t, g_t) with g_t planned at every env step.
+
+`IntentObservationWrapper(env, source)` wraps a single gymnasium env (obs (obs_dim,)) or a
+gymnasium vector env (obs (num_envs, obs_dim), e.g. tasks.make_vector_env, autoreset off); for a
+vector env it returns a `VectorIntentObservationWrapper`, which asks the source for all envs'
+intents in ONE batched `plan_intents` call per step. The intent part of the observation space is
+[source.intent_low, source.intent_high] (Manager: unbounded; random ablation: [0, 1]).
+`last_intents` holds the intents of the latest observation (e.g. to decode where they point).
+"""
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.spaces import Box
+from gymnasium.vector.utils import batch_space
+
+
+def _with_intent_space(space: gym.Space, source) -> Box:
+    if not isinstance(space, Box) or len(space.shape) != 1:
+        raise TypeError(f"intents can only be appended to flat Box observations, got {space}")
+    d = source.intent_dim
+    low = np.concatenate([space.low, np.full(d, source.intent_low, dtype=space.dtype)])
+    high = np.concatenate([space.high, np.full(d, source.intent_high, dtype=space.dtype)])
+    return Box(low=low, high=high, dtype=space.dtype)
+
+
+class VectorIntentObservationWrapper(gym.vector.VectorObservationWrapper):
+    """A vector env whose observations carry intents: one planner call for all envs per step."""
+
+    def __init__(self, env: gym.vector.VectorEnv, source):
+        super().__init__(env)
+        self.source = source
+        self.single_observation_space = _with_intent_space(env.single_observation_space, source)
+        self.observation_space = batch_space(self.single_observation_space, env.num_envs)
+        self.last_intents: np.ndarray | None = None
+
+    def reset(self, *, seed=None, options=None):
+        if hasattr(self.source, "reset"):
+            self.source.reset()
+        return super().reset(seed=seed, options=options)
+
+    def observations(self, observations: np.ndarray) -> np.ndarray:
+        obs = np.asarray(observations)
+        self.last_intents = self.source.plan_intents(obs)
+        dtype = self.single_observation_space.dtype
+        return np.concatenate([obs.astype(dtype, copy=False), self.last_intents.astype(dtype)], axis=1)
+
+
+class IntentObservationWrapper(gym.ObservationWrapper):
+    """A single env whose observations carry intents; given a vector env, the vector version."""
+
+    def __new__(cls, env, source):
+        if isinstance(env, gym.vector.VectorEnv):
+            return VectorIntentObservationWrapper(env, source)
+        return super().__new__(cls)
+
+    def __init__(self, env: gym.Env, source):
+        super().__init__(env)
+        self.source = source
+        self.observation_space = _with_intent_space(env.observation_space, source)
+        self.last_intents: np.ndarray | None = None
+
+    def reset(self, *, seed=None, options=None):
+        if hasattr(self.source, "reset"):
+            self.source.reset()
+        return super().reset(seed=seed, options=options)
+
+    def observation(self, observation: np.ndarray) -> np.ndarray:
+        obs = np.asarray(observation)
+        self.last_intents = self.source.plan_intents(obs[None])[0]
+        dtype = self.observation_space.dtype
+        return np.concatenate([obs.astype(dtype, copy=False), self.last_intents.astype(dtype)])
