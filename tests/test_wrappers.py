@@ -259,6 +259,12 @@ def test_trajectory_toy_never_mixes_episodes():
     np.testing.assert_array_equal(out[0]["observations"][:, 2:], [[0, 3], [0, 4], [0, 4], [0, 4], [0, 4]])
     np.testing.assert_array_equal(out[1]["observations"][:, 2:], [[1, 1], [1, 1]])
     assert out[2]["observations"].shape == (0, 4)
+    # a trajectory carrying next_observations: its chain ends with the last next_observations
+    o = np.array([[3, i] for i in range(4)], np.float32)
+    tr = {"observations": o, "next_observations": o + [0, 1]}
+    out = augment_dataset([tr], FutureSource())[0]
+    np.testing.assert_array_equal(out["observations"][:, 2:], [[3, 3], [3, 4], [3, 4], [3, 4]])
+    np.testing.assert_array_equal(out["next_observations"][:, 2:], [[3, 4], [3, 4], [3, 4], [3, 4]])
 
 
 # --- the random ablation -----------------------------------------------------------------------
