@@ -20,15 +20,16 @@ def main(argv: list[str] | None = None) -> int:
         later = f" ({algo} is not implemented yet)" if algo in PLANNED else ""
         print(f"error: unknown worker {algo!r}{later}; choose one of: {', '.join(WORKERS)}", file=sys.stderr)
         return 2
+    from common.checkpoint import CheckpointError
+    from common.metrics import TrainingDiverged
     from common.run_dir import RunAlreadyComplete
-    from manager.checkpoint import CheckpointError
     from tasks import DatasetError, UnknownTaskError
 
     module = importlib.import_module(WORKERS[algo])
     try:
         return module.main(["--algo", algo, *rest])
     except (RunAlreadyComplete, CheckpointError, UnknownTaskError, DatasetError, ValueError,
-            FloatingPointError) as exc:
+            TrainingDiverged) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -37,6 +37,7 @@ class Agent:
         self.generator = torch.Generator(self.device).manual_seed(seed)
         self.step = 0
         self.priorities: Tensor | None = None  # (B,) of the last update, for prioritised replay
+        self.latents: Tensor | None = None  # (B, d) of the last update
         self.rho_weights = cfg.rho ** torch.arange(cfg.horizon, device=self.device, dtype=torch.float32)
 
     # --- pieces of the update --------------------------------------------------------------
@@ -87,12 +88,14 @@ class Agent:
 
         z = z_all[0]
         latents, consistency, reward, critic, td_error = [], [], [], [], []
+        prioritized = cfg.prioritized_replay
         for t in range(H):
             latents.append(z)
             q = model.Q(z, actions[t])  # (2, B, 1)
             reward.append(L.reward_loss(model.reward(z, actions[t]), rewards[t]))
             critic.append(L.critic_loss(q, td_targets[t]))
-            td_error.append((q.detach() - td_targets[t]).abs().sum(0))  # (B, 1) |Q1 - y| + |Q2 - y|
+            if prioritized:
+                td_error.append((q.detach() - td_targets[t]).abs().sum(0))  # (B, 1) |Q1 - y| + |Q2 - y|
             z = model.next(z, actions[t])
             consistency.append(L.consistency_loss(z, z_target_next[t]))
         zs = torch.stack(latents)  # (H, B, d)
@@ -129,8 +132,9 @@ class Agent:
         self.model_optim.step()
         self.pi_optim.step()
         self.step += 1
-        # TD-MPC's replay priorities: rho-weighted sum over the steps of both heads' |TD error|
-        self.priorities = (step_weight * torch.stack(td_error)).sum(0).squeeze(-1).clamp(max=cfg.loss_clamp)
+        self.latents = z_all[0].detach()  # (B, d) latents of the batch's first states (the decoder's input)
+        if prioritized:  # TD-MPC's replay priorities: rho-weighted sum over the steps of both heads' |TD error|
+            self.priorities = (step_weight * torch.stack(td_error)).sum(0).squeeze(-1).clamp(max=cfg.loss_clamp)
         if self.step % cfg.target_update_every == 0:
             ema_update(self.target, model, cfg.target_tau)
 

@@ -17,33 +17,11 @@ from typing import Any
 
 import torch
 
-from common.atomic import atomic_path
+from common.checkpoint import CheckpointError, load_checkpoint, save_atomic  # noqa: F401 (re-exported)
 from manager.config import AgentConfig, MODES
 
 MANAGER_FORMAT = "iql-td-mpc-manager"
 FORMAT_VERSION = 1
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint is missing, unreadable, of another kind, or for another env / obs size."""
-
-
-def save_atomic(obj: dict[str, Any], path: str | os.PathLike) -> Path:
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
-    return path
-
-
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"no checkpoint at {path}; train one first (make manager ENV=...) or pass its path")
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # torch raises many kinds here: corrupt zip, unpickling refused, ...
-        raise CheckpointError(f"{path} is not a readable checkpoint (corrupt, truncated, or not made by "
-                              f"this project): {type(exc).__name__}: {exc}") from None
 
 
 def config_to_dict(cfg: AgentConfig) -> dict[str, Any]:

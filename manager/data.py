@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from common.normalization import normalized_tensor, observation_stats
 from tasks.datasets import DatasetError, episode_timeouts
 
 
@@ -41,12 +42,6 @@ class SequenceBatch:
     mask: Tensor      # (H, B) 1 where the step starts before the episode's last state
     index: Tensor     # (B,) which start rows (positions in sampler.starts) were drawn
     weight: Tensor    # (B,) importance weights (ones under uniform sampling)
-
-
-def observation_stats(observations: np.ndarray, eps: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
-    """Per-dimension mean and std + eps (CORL's convention), as float32."""
-    obs = np.asarray(observations, dtype=np.float64)
-    return obs.mean(0).astype(np.float32), (obs.std(0) + eps).astype(np.float32)
 
 
 def episode_last_state(terminals: np.ndarray, timeouts: np.ndarray) -> np.ndarray:
@@ -84,7 +79,8 @@ class SequenceSampler:
         self.horizon, self.k, self.reward_scale = horizon, k, float(reward_scale)
         self.device = torch.device(device)
         put = lambda a, dtype: torch.as_tensor(a, dtype=dtype, device=self.device)  # noqa: E731
-        self.observations = self.normalize(put(observations, torch.float32))  # (N, obs_dim)
+        self.observations = normalized_tensor(observations, put(self.obs_mean, torch.float32),
+                                              put(self.obs_std, torch.float32))  # (N, obs_dim)
         self.actions = put(np.asarray(dataset["actions"], dtype=np.float32), torch.float32)  # (N, act_dim)
         self.rewards = put(np.asarray(dataset["rewards"], dtype=np.float32).reshape(n), torch.float32)  # (N,)
         self.terminals = put(terminals, torch.bool)  # (N,)
@@ -99,10 +95,6 @@ class SequenceSampler:
     def __len__(self) -> int:
         return len(self.starts)
 
-    def normalize(self, obs: Tensor) -> Tensor:
-        mean = torch.as_tensor(self.obs_mean, device=obs.device)
-        std = torch.as_tensor(self.obs_std, device=obs.device)
-        return (obs - mean) / std
 
     def sample(self, batch_size: int) -> SequenceBatch:
         if self.prioritized:
@@ -116,7 +108,8 @@ class SequenceSampler:
         return self.sequences_from(self.starts[pick], pick, weight)
 
     def update_priorities(self, index: Tensor, priorities: Tensor) -> None:
-        """New priorities (B,) of the start rows `index` (B,) drawn by `sample` (prioritised only)."""
+        """New priorities (B,) of the start rows `index` (B,) drawn by `sample`; a no-op for uniform sampling
+        (where the agent computes no priorities)."""
         if self.prioritized:
             self.priorities[index] = priorities.detach().to(self.priorities.dtype)
 

@@ -15,15 +15,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from common.device import resolve_device
+from common.normalization import normalized_tensor
 from manager import distributions as D
 from manager.checkpoint import config_from_dict, load_manager_file
 from manager.config import AgentConfig
 from manager.planner import plan_mppi, plan_policy_samples
 from manager.world_model import Decoder, WorldModel
-
-
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 class LatentPlanner:
@@ -37,11 +35,15 @@ class LatentPlanner:
         self.prev_mean: Tensor | None = None  # MPPI warm start (H, N, A)
 
     def normalize(self, obs: np.ndarray | Tensor) -> Tensor:
-        obs = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
-        return (obs - self.obs_mean) / self.obs_std
+        return normalized_tensor(obs, self.obs_mean, self.obs_std)
 
     def reset(self, episode_ids=None) -> None:
         self.prev_mean = None
+
+    def reseed(self, seed: int) -> None:
+        """Start the planner's sampling over from `seed` (the same plans at every evaluation)."""
+        self.generator.manual_seed(seed)
+        self.reset()
 
     @torch.no_grad()
     def plan(self, z: Tensor) -> Tensor:
@@ -69,7 +71,7 @@ class ManagerIntents:
 
     def __init__(self, path: str | os.PathLike, env: str | None = None, obs_dim: int | None = None,
                  device: str | torch.device | None = None, seed: int = 0):
-        self.device = torch.device(device) if device is not None else default_device()
+        self.device = resolve_device("auto" if device is None else str(device))
         payload = load_manager_file(path, env=env, obs_dim=obs_dim, map_location=self.device)
         self.env, self.k, self.obs_dim = payload["env"], payload["k"], payload["obs_dim"]
         self.cfg = config_from_dict(payload["config"])

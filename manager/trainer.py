@@ -21,6 +21,8 @@ from typing import Any
 import torch
 
 from common.cli import config_field as field
+from common.device import resolve_device, resolve_profile
+from common.metrics import MetricWindow, TrainingDiverged  # noqa: F401 (re-exported)
 from common.progress import progress_bar
 from common.run_dir import RunAlreadyComplete, RunDir
 from manager.agent import Agent
@@ -28,13 +30,10 @@ from manager.checkpoint import config_to_dict, export_manager, load_checkpoint, 
 from manager.config import (PROFILE_EVAL_EPISODES, PROFILE_STEPS, AgentConfig, apply_profile, make_config,
                             resolve_for_env)
 from manager.data import SequenceSampler
-from manager.inference import LatentPlanner, default_device
+from manager.inference import LatentPlanner
 from manager.world_model import Decoder
 from tasks import evaluate_policy, get_normalized_score, get_task, load_dataset
 from tasks.datasets import code_version
-
-EXPLODING_LOSS = 1e8
-
 
 @dataclass
 class TrainConfig:
@@ -58,10 +57,6 @@ class TrainConfig:
     progress: bool = field(True, "show a progress bar")
 
 
-class TrainingDiverged(RuntimeError):
-    pass
-
-
 @dataclass
 class ResolvedRun:
     train: TrainConfig
@@ -76,10 +71,8 @@ def resolve(train: TrainConfig, overrides: dict[str, Any] | None = None) -> Reso
     """Profile, task-dependent settings and user overrides -> the exact configs of a run."""
     overrides = dict(overrides or {})
     get_task(train.env)  # unknown names fail here, listing the known ones
-    device = default_device() if train.device == "auto" else torch.device(train.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for but no CUDA device is available; use --device cpu")
-    profile = train.profile if train.profile != "auto" else ("paper" if device.type == "cuda" else "quick")
+    device = resolve_device(train.device)
+    profile = resolve_profile(train.profile, device)
     explicit = frozenset(overrides)
     cfg = make_config(train.mode, **overrides)
     cfg = resolve_for_env(apply_profile(cfg, profile, explicit), train.env, explicit)
@@ -128,8 +121,8 @@ class Trainer:
             self.decoder_optim.load_state_dict(state["decoder_optim"])
 
     # --- the loop --------------------------------------------------------------------------------
-    def decoder_update(self, obs: torch.Tensor) -> torch.Tensor:
-        z = self.agent.model.encode(obs).detach()  # no gradient into the model
+    def decoder_update(self, z: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
+        """One reconstruction step on the agent's (detached) latents z (B, d) of obs (B, obs_dim)."""
         loss = ((self.decoder(z) - obs) ** 2).mean()
         self.decoder_optim.zero_grad(set_to_none=True)
         loss.backward()
@@ -152,12 +145,8 @@ class Trainer:
             self.run_dir.metrics_path.unlink(missing_ok=True)
         start_step, total = self.agent.step, self.run.steps
         stop_step = min(total, start_step + t.chunk_steps) if t.chunk_steps else total
-        started = time.perf_counter()
-        sums: dict[str, torch.Tensor] = {}
-        first_bad = torch.full((), -1, dtype=torch.long, device=self.run.device)
-        step_counter = torch.full((), start_step, dtype=torch.long, device=self.run.device)
-        first_bad_terms = torch.zeros((), dtype=torch.bool, device=self.run.device)  # broadcast to (n_terms,)
-        window_start = time.perf_counter()
+        started = window_start = time.perf_counter()
+        window = MetricWindow(self.run.device, start_step)
         with progress_bar(total=total, desc=f"{t.mode} {t.env}", enabled=t.progress) as bar:
             bar.update(start_step)
             while self.agent.step < stop_step:
@@ -165,24 +154,16 @@ class Trainer:
                 metrics = self.agent.update(batch)
                 self.sampler.update_priorities(batch.index, self.agent.priorities)
                 if self.decoder is not None:
-                    metrics["decoder"] = self.decoder_update(batch.obs[0])
-                stacked = torch.stack(list(metrics.values()))
-                bad_terms = ~torch.isfinite(stacked) | (stacked.abs() > EXPLODING_LOSS)  # (n_terms,)
-                step_counter += 1  # on the device: no host copy inside the step
-                is_first = bad_terms.any() & (first_bad < 0)
-                first_bad = torch.where(is_first, step_counter, first_bad)
-                first_bad_terms = torch.where(is_first, bad_terms, first_bad_terms)
-                for k, v in metrics.items():
-                    sums[k] = sums[k] + v if k in sums else v.clone()
+                    metrics["decoder"] = self.decoder_update(self.agent.latents, batch.obs[0])
+                window.add(metrics)
                 step = self.agent.step
                 if step % t.log_every == 0 or step == stop_step:
-                    self._check_finite(list(metrics), first_bad, first_bad_terms)
-                    now = time.perf_counter()
-                    n = step % t.log_every or t.log_every
-                    row = {"step": step, **{k: float(v) / n for k, v in sums.items()},
-                           "steps_per_s": n / max(now - window_start, 1e-9)}
-                    self.run_dir.log_metrics(row)
-                    sums, window_start = {}, now
+                    window.check(self.checkpoint_path, "Lower the learning rate (--set lr=...) or check the "
+                                 "dataset's rewards and observations.")
+                    now, n = time.perf_counter(), window.count
+                    self.run_dir.log_metrics({"step": step, **window.means(),
+                                              "steps_per_s": n / max(now - window_start, 1e-9)})
+                    window_start = now
                     bar.update(n)
                 if step % t.checkpoint_every == 0 or step == stop_step:
                     save_atomic(self.state_dict(), self.checkpoint_path)
@@ -193,16 +174,6 @@ class Trainer:
                   "command again to resume")
             return None
         return self.finish(time.perf_counter() - started)
-
-    def _check_finite(self, names: list[str], first_bad: torch.Tensor, first_bad_terms: torch.Tensor) -> None:
-        """Raise at a log step if any loss went bad since the start (one host sync per log step)."""
-        bad_step = int(first_bad)
-        if bad_step >= 0:
-            bad = [name for name, flag in zip(names, first_bad_terms.tolist()) if flag]
-            raise TrainingDiverged(
-                f"training diverged: loss {', '.join(bad)} became non-finite or exceeded {EXPLODING_LOSS:g} at "
-                f"step {bad_step}; the last good checkpoint ({self.checkpoint_path}) is kept. Lower the learning "
-                "rate (--set lr=...) or check the dataset's rewards and observations.")
 
     def finish(self, wall_s: float) -> dict[str, Any]:
         t, cfg = self.run.train, self.run.agent

@@ -24,6 +24,17 @@ def _with_intent_space(space: gym.Space, source) -> Box:
     return Box(low=low, high=high, dtype=space.dtype)
 
 
+def _append_intents(obs: np.ndarray, source, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """(N, obs_dim) observations -> (N, obs_dim + d) with one batched plan, and the intents (N, d)."""
+    intents = source.plan_intents(obs)
+    return np.concatenate([obs.astype(dtype, copy=False), intents.astype(dtype)], axis=1), intents
+
+
+def _reset_source(source) -> None:
+    if hasattr(source, "reset"):
+        source.reset()
+
+
 class VectorIntentObservationWrapper(gym.vector.VectorObservationWrapper):
     """A vector env whose observations carry intents: one planner call for all envs per step."""
 
@@ -35,15 +46,13 @@ class VectorIntentObservationWrapper(gym.vector.VectorObservationWrapper):
         self.last_intents: np.ndarray | None = None
 
     def reset(self, *, seed=None, options=None):
-        if hasattr(self.source, "reset"):
-            self.source.reset()
+        _reset_source(self.source)
         return super().reset(seed=seed, options=options)
 
     def observations(self, observations: np.ndarray) -> np.ndarray:
-        obs = np.asarray(observations)
-        self.last_intents = self.source.plan_intents(obs)
-        dtype = self.single_observation_space.dtype
-        return np.concatenate([obs.astype(dtype, copy=False), self.last_intents.astype(dtype)], axis=1)
+        out, self.last_intents = _append_intents(np.asarray(observations), self.source,
+                                                 self.single_observation_space.dtype)
+        return out
 
 
 class IntentObservationWrapper(gym.ObservationWrapper):
@@ -61,12 +70,10 @@ class IntentObservationWrapper(gym.ObservationWrapper):
         self.last_intents: np.ndarray | None = None
 
     def reset(self, *, seed=None, options=None):
-        if hasattr(self.source, "reset"):
-            self.source.reset()
+        _reset_source(self.source)
         return super().reset(seed=seed, options=options)
 
     def observation(self, observation: np.ndarray) -> np.ndarray:
-        obs = np.asarray(observation)
-        self.last_intents = self.source.plan_intents(obs[None])[0]
-        dtype = self.observation_space.dtype
-        return np.concatenate([obs.astype(dtype, copy=False), self.last_intents.astype(dtype)])
+        out, intents = _append_intents(np.asarray(observation)[None], self.source, self.observation_space.dtype)
+        self.last_intents = intents[0]
+        return out[0]

@@ -39,11 +39,6 @@ class IntentSource(Protocol):
     def reseed(self, seed: int) -> None: ...
 
 
-def _contiguous(x):
-    """numpy views with negative or odd strides cannot become tensors without a copy."""
-    return x if isinstance(x, torch.Tensor) else np.ascontiguousarray(x, dtype=np.float32)
-
-
 def _as_numpy(x) -> np.ndarray:
     if isinstance(x, torch.Tensor):
         x = x.detach().cpu().numpy()
@@ -73,11 +68,11 @@ class ManagerIntentSource:
 
     def pair_intents(self, obs_t, obs_future) -> np.ndarray:
         """Dataset relabelling: a = most likely class of b(z_t, z_{t+k}) per categorical (deterministic)."""
-        return _as_numpy(self.manager.pair_intents(_contiguous(obs_t), _contiguous(obs_future)))
+        return _as_numpy(self.manager.pair_intents(obs_t, obs_future))
 
     def plan_intents(self, obs) -> np.ndarray:
         """Evaluation: a = first action of the Manager's plan from z_t, re-planned at every call."""
-        return _as_numpy(self.manager.plan_intents(_contiguous(obs)))
+        return _as_numpy(self.manager.plan_intents(obs))
 
     def reset(self) -> None:
         self.manager.planner.reset()
@@ -85,8 +80,7 @@ class ManagerIntentSource:
     def reseed(self, seed: int) -> None:
         """Restart the planner's sampling from `seed` (the same plans at every evaluation)."""
         self.seed = seed
-        self.manager.planner.generator.manual_seed(seed)
-        self.reset()
+        self.manager.planner.reseed(seed)
 
     def __repr__(self) -> str:
         return f"ManagerIntentSource({self.path!r}, env={self.env!r}, k={self.k}, intent_dim={self.intent_dim})"

@@ -23,9 +23,9 @@ import yaml
 
 from common.cli import config_field as field
 from tasks import get_task
+from wrappers import INTENT_CHOICES
 
 PRESETS_DIR = Path(__file__).resolve().parents[1] / "presets"
-INTENT_CHOICES = ("none", "manager", "random")
 
 # Run sizes per profile. paper = the paper's protocol (Table 2: workers 200K steps on top of a
 # 300K-step Manager, baselines 500K; 100 evaluation episodes at the end).

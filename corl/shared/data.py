@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from common.normalization import observation_stats
 from tasks import get_task, load_dataset, qlearning_dataset
 
 LOCOMOTION = ("halfcheetah", "hopper", "walker2d")
@@ -20,13 +21,12 @@ def load_transitions(env: str, data_dir: str | None = None, show_progress: bool 
 def episode_slices(dataset: dict[str, np.ndarray], max_episode_steps: int = 1000) -> list[slice]:
     """CORL's episode split of a transition dataset: an episode ends at a terminal or after
     max_episode_steps rows (used for return ranges and keep_best_trajectories)."""
+    n = len(dataset["terminals"])
+    ends = [*(np.flatnonzero(dataset["terminals"]) + 1).tolist(), n]
     slices, start = [], 0
-    for i, done in enumerate(dataset["terminals"]):
-        if done or i + 1 - start == max_episode_steps:
-            slices.append(slice(start, i + 1))
-            start = i + 1
-    if start < len(dataset["terminals"]):
-        slices.append(slice(start, len(dataset["terminals"])))
+    for end in ends:  # one iteration per terminal-ended stretch, cut into max_episode_steps pieces
+        slices += [slice(s, min(s + max_episode_steps, end)) for s in range(start, end, max_episode_steps)]
+        start = end
     return slices
 
 
@@ -42,16 +42,12 @@ def modify_reward(dataset: dict[str, np.ndarray], env: str, max_episode_steps: i
     return out
 
 
-def compute_mean_std(states: np.ndarray, eps: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
-    return states.mean(0).astype(np.float32), (states.std(0) + eps).astype(np.float32)
-
-
 def normalize_dataset(dataset: dict[str, np.ndarray], normalize: bool = True
                       ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
     """CORL's state normalisation of observations and next_observations (stats from observations)."""
     obs_dim = dataset["observations"].shape[1]
     if normalize:
-        mean, std = compute_mean_std(dataset["observations"])
+        mean, std = observation_stats(dataset["observations"])
     else:
         mean, std = np.zeros(obs_dim, np.float32), np.ones(obs_dim, np.float32)
     out = dict(dataset)

@@ -19,11 +19,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from common.checkpoint import CheckpointError, load_checkpoint, save_atomic
+from common.device import resolve_device, resolve_profile
+from common.metrics import MetricWindow
+from common.normalization import normalized_tensor
 from common.progress import progress_bar
 from common.run_dir import RunAlreadyComplete, RunDir
 from corl.shared.config import WorkerConfig, resolve_run_size, validate_worker_config
 from corl.shared.data import ReplayBuffer
-from manager.checkpoint import CheckpointError, load_checkpoint, save_atomic
 from tasks import evaluate_policy, get_normalized_score, get_task, make_vector_env
 from tasks.datasets import code_version
 from wrappers import make_intent_source
@@ -40,7 +43,7 @@ class NormalizedPolicy:
     """Batch policy for tasks.evaluate_policy: raw (intent-augmented) obs -> normalised -> actions."""
 
     def __init__(self, algo: Algorithm, obs_mean: np.ndarray, obs_std: np.ndarray, device: torch.device):
-        self.algo, self.device = algo, device
+        self.algo = algo
         self.mean = torch.as_tensor(obs_mean, device=device)
         self.std = torch.as_tensor(obs_std, device=device)
 
@@ -50,18 +53,14 @@ class NormalizedPolicy:
 
     @torch.no_grad()
     def __call__(self, obs: np.ndarray) -> np.ndarray:
-        obs = (torch.as_tensor(obs, dtype=torch.float32, device=self.device) - self.mean) / self.std
-        return self.algo.act(obs).cpu().numpy()
+        return self.algo.act(normalized_tensor(obs, self.mean, self.std)).cpu().numpy()
 
 
 class WorkerRun:
     def __init__(self, cfg: WorkerConfig):
-        device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else
-                              ("cpu" if cfg.device == "auto" else cfg.device))
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError("--device cuda was asked for but no CUDA device is available; use --device cpu")
-        profile = cfg.profile if cfg.profile != "auto" else ("paper" if device.type == "cuda" else "quick")
+        device = resolve_device(cfg.device)
         validate_worker_config(cfg)
+        profile = resolve_profile(cfg.profile, device)
         self.cfg = resolve_run_size(cfg, profile)
         self.device = device
         self.task = get_task(cfg.env)
@@ -125,34 +124,28 @@ class WorkerRun:
         logger = WandbLogger(cfg, self.run_dir.path) if cfg.wandb else None
         policy = NormalizedPolicy(algo, obs_mean, obs_std, self.device)
         stop = min(cfg.steps, step + cfg.chunk_steps) if cfg.chunk_steps else cfg.steps
-        sums: dict[str, Tensor] = {}
-        window_start, window_steps = time.perf_counter(), 0
+        window = MetricWindow(self.device, step)
+        window_start = time.perf_counter()
         with progress_bar(total=cfg.steps, desc=f"{cfg.algo} {cfg.env} intent={cfg.intent}",
                           enabled=cfg.progress) as bar:
             bar.update(step)
             while step < stop:
-                metrics = algo.update(buffer.sample(batch_size))
-                for k, v in metrics.items():
-                    sums[k] = sums[k] + v.detach() if k in sums else v.detach().clone()
-                step, window_steps = step + 1, window_steps + 1
+                window.add(algo.update(buffer.sample(batch_size)))
+                step += 1
                 evaluate_now = step % cfg.eval_every == 0 or step == cfg.steps
                 if step % cfg.log_every == 0 or evaluate_now or step == stop:
-                    row = {"step": step, **{k: float(v) / window_steps for k, v in sums.items()}}
-                    bad = [k for k, v in row.items() if not np.isfinite(v)]
-                    if bad:
-                        raise FloatingPointError(
-                            f"loss {', '.join(bad)} became non-finite by step {step}; the last good checkpoint "
-                            f"({self.checkpoint_path}) is kept. Lower the learning rate or check the data.")
-                    row["eval_normalized_score"] = ""
+                    window.check(self.checkpoint_path, "Lower the learning rate or check the dataset.")
+                    n = window.count
+                    row = {"step": step, **window.means(), "eval_normalized_score": ""}
                     if evaluate_now:
                         row["eval_normalized_score"] = float(self.evaluate(policy, eval_env, cfg.eval_episodes).mean())
-                    row["steps_per_s"] = window_steps / max(time.perf_counter() - window_start, 1e-9)
+                    row["steps_per_s"] = n / max(time.perf_counter() - window_start, 1e-9)
                     self.run_dir.log_metrics(row)
                     if logger:
                         logger.log(row, step)
-                    bar.update(window_steps)
+                    bar.update(n)
                     bar.set_postfix(score=row["eval_normalized_score"] or "-")
-                    sums, window_start, window_steps = {}, time.perf_counter(), 0
+                    window_start = time.perf_counter()
                 if step % cfg.checkpoint_every == 0 or step == stop:
                     save_atomic(self._checkpoint(algo, buffer, step, obs_mean, obs_std, obs_dim), self.checkpoint_path)
         if step < cfg.steps:
