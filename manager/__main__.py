@@ -16,9 +16,9 @@ import typing
 
 import yaml
 
+from common.checkpoint import CheckpointError
 from common.cli import add_config_arguments, config_from_args
 from common.run_dir import RunAlreadyComplete
-from manager.checkpoint import CheckpointError
 from manager.config import MODES, AgentConfig
 from manager.trainer import TrainConfig, Trainer, TrainingDiverged, resolve
 from tasks import DatasetError, UnknownTaskError

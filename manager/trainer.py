@@ -15,18 +15,18 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 
+from common.checkpoint import load_checkpoint, save_atomic
 from common.cli import config_field as field
 from common.device import resolve_device, resolve_profile
 from common.metrics import MetricWindow, TrainingDiverged  # noqa: F401 (re-exported)
 from common.progress import progress_bar
 from common.run_dir import RunAlreadyComplete, RunDir
 from manager.agent import Agent
-from manager.checkpoint import config_to_dict, export_manager, load_checkpoint, save_atomic
+from manager.checkpoint import config_to_dict, export_manager
 from manager.config import (PROFILE_EVAL_EPISODES, PROFILE_STEPS, AgentConfig, apply_profile, make_config,
                             resolve_for_env)
 from manager.data import SequenceSampler
@@ -198,7 +198,3 @@ class Trainer:
                            "eval_wall_s": time.perf_counter() - start})
         self.run_dir.finish(result)
         return result
-
-
-def run_dir_of(train: TrainConfig) -> Path:
-    return RunDir(train.runs_dir, train.env, train.mode, train.seed).path
