@@ -14,11 +14,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from common.cli import config_field as field
 from corl.shared.config import WorkerConfig, parse_worker_config
 from corl.shared.data import ReplayBuffer, episode_slices, load_transitions, normalize_dataset
+from corl.shared.nets import DeterministicActor
 from corl.shared.run import WorkerRun
 from wrappers import augment, wrap_env
 
@@ -44,23 +45,12 @@ def keep_best_trajectories(dataset: dict[str, np.ndarray], frac: float, discount
     return {k: v[rows] for k, v in dataset.items()}
 
 
-class Actor(nn.Module):
-    def __init__(self, state_dim: int, action_dim: int, max_action: float):
-        super().__init__()
-        self.net = nn.Sequential(nn.Linear(state_dim, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(),
-                                 nn.Linear(256, action_dim), nn.Tanh())
-        self.max_action = max_action
-
-    def forward(self, state: Tensor) -> Tensor:
-        return self.max_action * self.net(state)
-
-
 def bc_loss(predicted: Tensor, action: Tensor) -> Tensor:
     return ((predicted - action) ** 2).mean()
 
 
 class BC:
-    def __init__(self, actor: Actor, lr: float):
+    def __init__(self, actor: DeterministicActor, lr: float):
         self.actor = actor
         self.optimizer = torch.optim.Adam(actor.parameters(), lr=lr)
 
@@ -95,7 +85,7 @@ def train(cfg: BCConfig) -> dict[str, Any] | None:
     state_dim = eval_env.single_observation_space.shape[0]
     action_dim = eval_env.single_action_space.shape[0]
     max_action = float(eval_env.single_action_space.high[0])
-    actor = Actor(state_dim, action_dim, max_action).to(run.device)
+    actor = DeterministicActor(state_dim, action_dim, max_action).to(run.device)
     buffer = ReplayBuffer(dataset, run.device, seed=cfg.seed)
     return run.train(BC(actor, cfg.actor_lr), buffer, eval_env, obs_mean, obs_std, cfg.batch_size)
 

@@ -43,3 +43,21 @@ def data_dir(umaze_small, tmp_path):
     folder.mkdir()
     shutil.copy(umaze_small[0], folder / get_task("maze2d-umaze-v1").dataset_file)
     return folder
+
+
+@pytest.fixture(scope="session")
+def smoke_manager(umaze_small, tmp_path_factory):
+    """A Manager trained for 100 smoke steps on the small umaze dataset, once per session: the
+    path of its manager.pt (pass it to a worker with --manager)."""
+    import shutil
+
+    from manager.trainer import TrainConfig, Trainer, resolve
+    from tasks import get_task
+
+    root = tmp_path_factory.mktemp("smoke_manager")
+    (root / "data").mkdir()
+    shutil.copy(umaze_small[0], root / "data" / get_task("maze2d-umaze-v1").dataset_file)
+    result = Trainer(resolve(TrainConfig(mode="manager", env="maze2d-umaze-v1", profile="smoke", steps=100,
+                                         runs_dir=str(root / "runs"), data_dir=str(root / "data"), log_every=50,
+                                         checkpoint_every=100, progress=False))).train()
+    return Path(result["manager"])

@@ -92,7 +92,20 @@ class WorkerRun:
         return {"algo": algo.state_dict(), "buffer": buffer.state_dict(), "step": step,
                 "obs_mean": torch.as_tensor(obs_mean), "obs_std": torch.as_tensor(obs_std),
                 "obs_dim": int(obs_dim), "env": self.cfg.env, "intent": self.cfg.intent,
-                "config": dataclasses.asdict(self.cfg)}
+                "config": dataclasses.asdict(self.cfg), "rng": self._rng_state()}
+
+    def _rng_state(self) -> dict[str, Tensor]:
+        """Global torch RNG states (dropout, sampling without an explicit generator), so a resumed
+        run draws the same numbers as an uninterrupted one."""
+        state = {"cpu": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            state["cuda"] = torch.cuda.get_rng_state(self.device)
+        return state
+
+    def _set_rng_state(self, state: dict[str, Tensor]) -> None:
+        torch.set_rng_state(state["cpu"])
+        if "cuda" in state and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda"], self.device)
 
     def _resume(self, algo: Algorithm, buffer: ReplayBuffer, obs_dim: int) -> int:
         state = load_checkpoint(self.checkpoint_path, self.device)
@@ -103,6 +116,7 @@ class WorkerRun:
                 "use another --runs-dir or pass --overwrite")
         algo.load_state_dict(state["algo"])
         buffer.load_state_dict(state["buffer"])
+        self._set_rng_state(state["rng"])
         return int(state["step"])
 
     # --- the loop -----------------------------------------------------------------------------

@@ -1,0 +1,68 @@
+"""Network pieces the workers share (CORL defines them again in every file; here they live once).
+
+- `mlp(dims, ...)`: Linear/activation stacks with optional dropout and layer norm.
+- `DeterministicActor`: tanh MLP scaled by max_action (BC, TD3+BC, IQL's deterministic policy).
+- `QNetwork`: Q(s, a) from concat(s, a), any number of hidden layers; accepts a set of actions
+  per state (`actions` of shape (B, N, act) with `states` (B, obs) gives (B, N)), as CQL needs.
+- `soft_update`: Polyak averaging of target networks.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+from torch import Tensor, nn
+
+
+def mlp(dims: Sequence[int], activation: Callable[[], nn.Module] = nn.ReLU,
+        output_activation: Callable[[], nn.Module] | None = None, dropout: float | None = None,
+        layer_norm: bool = False) -> nn.Sequential:
+    """dims = [in, hidden..., out]: Linear -> (LayerNorm) -> activation -> (Dropout) per hidden layer."""
+    if len(dims) < 2:
+        raise ValueError("mlp needs at least an input and an output size")
+    layers: list[nn.Module] = []
+    for size_in, size_out in zip(dims[:-2], dims[1:-1]):
+        layers.append(nn.Linear(size_in, size_out))
+        if layer_norm:
+            layers.append(nn.LayerNorm(size_out))
+        layers.append(activation())
+        if dropout is not None and dropout > 0:
+            layers.append(nn.Dropout(dropout))
+    layers.append(nn.Linear(dims[-2], dims[-1]))
+    if output_activation is not None:
+        layers.append(output_activation())
+    return nn.Sequential(*layers)
+
+
+class DeterministicActor(nn.Module):
+    """a = max_action * tanh(MLP(s)); CORL's BC / TD3+BC actor (256 x 2 hidden by default)."""
+
+    def __init__(self, state_dim: int, action_dim: int, max_action: float, hidden_dim: int = 256,
+                 n_hidden: int = 2, dropout: float | None = None):
+        super().__init__()
+        self.net = mlp([state_dim, *[hidden_dim] * n_hidden, action_dim], output_activation=nn.Tanh,
+                       dropout=dropout)
+        self.max_action = max_action
+
+    def forward(self, state: Tensor) -> Tensor:
+        return self.max_action * self.net(state)
+
+
+class QNetwork(nn.Module):
+    """Q(s, a) -> (B,) for actions (B, act), or (B, N) for actions (B, N, act)."""
+
+    def __init__(self, state_dim: int, action_dim: int, hidden_dim: int = 256, n_hidden: int = 2):
+        super().__init__()
+        self.net = mlp([state_dim + action_dim, *[hidden_dim] * n_hidden, 1])
+
+    def forward(self, state: Tensor, action: Tensor) -> Tensor:
+        if action.dim() == 3 and state.dim() == 2:  # N actions per state
+            state = state.unsqueeze(1).expand(-1, action.shape[1], -1)  # (B, N, obs)
+        return self.net(torch.cat([state, action], dim=-1)).squeeze(-1)
+
+
+@torch.no_grad()
+def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
+    """target <- (1 - tau) * target + tau * source, parameter by parameter."""
+    for target_param, param in zip(target.parameters(), source.parameters()):
+        target_param.lerp_(param, tau)
