@@ -27,10 +27,11 @@ DEPS :=
 DEV_DEPS :=
 endif
 
-.PHONY: setup demo test test-all tasks-reference manager flat worker clean-venv help
+.PHONY: setup demo demo-reference test test-all tasks-reference manager flat worker clean-venv help
 
 help:
-	@echo "make demo                  generate $(ENV)'s dataset and score the controller and random policies"
+	@echo "make demo                  the whole hierarchy on ENV: dataset -> Manager -> BC without/with intents -> table"
+	@echo "make demo-reference        score D4RL's waypoint controller and the random policy on ENV"
 	@echo "make test                  run the test suite (slow end-to-end checks: make test-all)"
 	@echo "make tasks-reference       the docs/tasks.md measurements (reference scores, dataset stats)"
 	@echo "make manager               train the IQL-TD-MPC Manager: runs/ENV/manager/seedK/manager.pt"
@@ -52,10 +53,11 @@ help:
 setup: $(DEV_DEPS)
 
 demo: $(DEPS)
+	$(PY) -m runs.demo --env $(ENV) --seed $(SEED) --profile $(PROFILE) --device $(DEVICE)
+
+demo-reference: $(DEPS)
 	$(PY) -m tasks generate $(ENV) --seed $(SEED) --skip-existing
-	$(PY) -m tasks info $(ENV)
 	$(PY) -m tasks evaluate $(ENV) --policy controller --episodes $(EPISODES) --seed $(SEED)
-	$(PY) -m tasks evaluate $(ENV) --policy controller --d4rl-protocol --episodes $(EPISODES) --seed $(SEED)
 	$(PY) -m tasks evaluate $(ENV) --policy random --episodes $(EPISODES) --seed $(SEED)
 
 test: $(DEV_DEPS)

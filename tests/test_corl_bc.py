@@ -136,3 +136,12 @@ def test_worker_cli_errors_are_clear(data_dir, tmp_path, capsys):
     assert "make manager" in capsys.readouterr().err  # no manager trained for this env and seed yet
     assert corl_main(["bc", "--env", ENV, "--intent", "sideways"]) == 2
     assert "none | manager | random" in capsys.readouterr().err
+
+
+def test_resume_with_another_observation_size_is_refused(data_dir, tmp_path):
+    """A checkpoint written with 10-D random intents cannot be resumed with 5-D ones."""
+    from common.checkpoint import CheckpointError
+
+    assert run_bc(data_dir, tmp_path, "random", "--chunk_steps", "100") is None
+    with pytest.raises(CheckpointError, match="size 14.*size 9"):
+        run_bc(data_dir, tmp_path, "random", "--intent_dim", "5")

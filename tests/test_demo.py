@@ -1,0 +1,47 @@
+"""`make demo` (python -m runs.demo) at smoke size: the whole hierarchy through the real commands."""
+from __future__ import annotations
+
+import subprocess
+
+
+from runs import demo
+
+
+def test_demo_runs_the_hierarchy_then_skips_finished_steps(data_dir, tmp_path, monkeypatch, capsys):
+    cfg = demo.DemoConfig(profile="smoke", device="cpu", manager_steps=100, runs_dir=str(tmp_path / "runs"),
+                          data_dir=str(data_dir))
+    results = demo.run_demo(cfg)
+    assert set(results) == {"none", "manager"}
+    assert all(r["steps"] == 200 and r["eval_episodes"] == 2 for r in results.values())
+    assert (tmp_path / "runs" / cfg.env / "manager" / "seed0" / "manager.pt").is_file()
+    table = (tmp_path / "runs" / cfg.env / "demo_bc_seed0.md").read_text()
+    assert "| bc | none | 200 | 2 |" in table and "| bc | manager | 200 | 2 |" in table
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError(f"a finished step was run again: {args}")
+
+    monkeypatch.setattr(subprocess, "run", must_not_run)
+    assert demo.run_demo(cfg) == results
+    assert capsys.readouterr().out.count("done already") == 3
+
+
+def test_demo_commands_match_the_make_targets():
+    cfg = demo.DemoConfig(env="maze2d-medium-v1", seed=2)
+    manager = demo.manager_command(cfg, "quick")
+    assert manager[1:6] == ["-m", "manager", "train", "--mode", "manager"]
+    assert manager[-2:] == ["--steps", str(demo.CPU_MANAGER_STEPS)]
+    assert "--steps" not in demo.manager_command(cfg, "paper")  # the paper's 300K on a GPU
+    worker = demo.worker_command(cfg, "paper", "manager")
+    assert worker[1:4] == ["-m", "corl", "bc"]
+    assert worker[worker.index("--manager") + 1].endswith("maze2d-medium-v1/manager/seed2/manager.pt")
+    assert "--manager" not in demo.worker_command(cfg, "paper", "none")
+
+
+def test_demo_reports_a_failed_step(monkeypatch, capsys, tmp_path):
+    def fail(command, check):
+        raise subprocess.CalledProcessError(3, command)
+
+    monkeypatch.setattr(demo, "run_step", lambda command, final: fail(command, True))
+    monkeypatch.setattr("tasks.load_dataset", lambda *a, **k: None)
+    assert demo.main(["--runs-dir", str(tmp_path), "--device", "cpu"]) == 1
+    assert "finished steps are kept" in capsys.readouterr().err
