@@ -6,8 +6,8 @@ to the worker file's own pyrallis CLI: `python -m corl bc --help`.
 import importlib
 import sys
 
-WORKERS = {"bc": "corl.any_percent_bc", "bc_10": "corl.any_percent_bc"}
-PLANNED = ("awac", "iql", "td3_bc", "cql", "dt", "idql")
+WORKERS = {"bc": "corl.any_percent_bc", "bc_10": "corl.any_percent_bc", "dt": "corl.dt"}
+PLANNED = ("awac", "iql", "td3_bc", "cql", "idql")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,9 @@
 """Batched policy evaluation and D4RL's normalised score.
 
 A batch policy maps observations (num_envs, obs_dim) to actions (num_envs, act_dim) and may
-have `reset(episode_ids)`, called with the ids of the episodes that start in each env slot.
+have `reset(episode_ids)`, called with the ids of the episodes that start in each env slot, and
+`observe(rewards)`, called with the (num_envs,) rewards after every env step (e.g. a Decision
+Transformer lowers its returns-to-go with them).
 Episode e always starts from reset seed (seed, e), so returns do not depend on num_envs.
 """
 from __future__ import annotations
@@ -64,6 +66,8 @@ def evaluate_policy(name: str, policy: BatchPolicy, episodes: int, seed: int = 0
             alive = np.ones(num_envs, bool)
             while alive.any():
                 obs, reward, terminated, truncated, _ = envs.step(policy(obs))
+                if hasattr(policy, "observe"):
+                    policy.observe(reward)
                 total += np.where(alive, reward, 0.0)
                 alive &= ~(terminated | truncated)
             valid = ids < episodes

@@ -2,7 +2,12 @@
 
 A worker file builds its data and networks and hands `WorkerRun.train` an object with
 `update(batch) -> dict[str, Tensor]`, `state_dict()`, `load_state_dict()` and `act(obs) -> actions`
-(normalised observations in, actions out, on the device). Everything else lives here:
+(normalised observations in, actions out, on the device). Optional hooks: `reset(episode_ids)`
+at each evaluation round, `observe(rewards)` after each env step, and `eval_targets` (a list)
+with `set_eval_target(target)` for algorithms evaluated at several conditioning targets (DT's
+target returns): each target is evaluated, metrics.csv gets one `eval_normalized_score_<target>`
+column per target, `eval_normalized_score` / final.json's `normalized_score` are the FIRST
+target's, and final.json adds `normalized_score_per_target`. Everything else lives here:
   runs/<env>/<algo>/<intent>/seed<k>/ with config.yaml, metrics.csv (train losses every log_every
   steps, eval normalised score every eval_every), checkpoint.pt (atomic; weights, optimisers,
   sampler generator, step, normalisation stats, obs size, intent) and final.json last.
@@ -51,9 +56,24 @@ class NormalizedPolicy:
         if hasattr(self.algo, "reset"):
             self.algo.reset(episode_ids)
 
+    def observe(self, rewards: np.ndarray) -> None:
+        """The env's (num_envs,) rewards after a step, for algorithms that track them (DT)."""
+        if hasattr(self.algo, "observe"):
+            self.algo.observe(rewards)
+
     @torch.no_grad()
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         return self.algo.act(normalized_tensor(obs, self.mean, self.std)).cpu().numpy()
+
+
+def eval_targets(algo: Algorithm) -> list[float]:
+    """The conditioning targets an algorithm is evaluated at (`algo.eval_targets`), or [] if none."""
+    return [float(t) for t in (getattr(algo, "eval_targets", None) or [])]
+
+
+def target_column(target: float) -> str:
+    """metrics.csv column of one evaluation target, e.g. eval_normalized_score_280."""
+    return f"eval_normalized_score_{target:g}"
 
 
 class WorkerRun:
@@ -86,6 +106,18 @@ class WorkerRun:
             self.intents.reseed(self.cfg.seed)  # random intents: the same draws at every evaluation
         returns = evaluate_policy(self.cfg.env, policy, episodes, seed=self.cfg.seed, envs=eval_env)
         return get_normalized_score(self.cfg.env, returns)
+
+    def evaluate_targets(self, algo: Algorithm, policy: NormalizedPolicy, eval_env, episodes: int) -> list[np.ndarray]:
+        """Scores at each of the algorithm's eval targets (the first is the main one); a single
+        evaluation for algorithms without targets."""
+        targets = eval_targets(algo)
+        if not targets:
+            return [self.evaluate(policy, eval_env, episodes)]
+        scores = []
+        for target in targets:
+            algo.set_eval_target(target)  # type: ignore[attr-defined]
+            scores.append(self.evaluate(policy, eval_env, episodes))
+        return scores
 
     # --- checkpoints ----------------------------------------------------------------------------
     def _checkpoint(self, algo: Algorithm, buffer: ReplayBuffer, step: int, obs_mean, obs_std, obs_dim) -> dict:
@@ -137,6 +169,7 @@ class WorkerRun:
             self.run_dir.metrics_path.unlink(missing_ok=True)
         logger = WandbLogger(cfg, self.run_dir.path) if cfg.wandb else None
         policy = NormalizedPolicy(algo, obs_mean, obs_std, self.device)
+        targets = eval_targets(algo)
         stop = min(cfg.steps, step + cfg.chunk_steps) if cfg.chunk_steps else cfg.steps
         window = MetricWindow(self.device, step)
         window_start = time.perf_counter()
@@ -151,8 +184,11 @@ class WorkerRun:
                     window.check(self.checkpoint_path, "Lower the learning rate or check the dataset.")
                     n = window.count
                     row = {"step": step, **window.means(), "eval_normalized_score": ""}
+                    row.update({target_column(t): "" for t in targets})
                     if evaluate_now:
-                        row["eval_normalized_score"] = float(self.evaluate(policy, eval_env, cfg.eval_episodes).mean())
+                        scores = self.evaluate_targets(algo, policy, eval_env, cfg.eval_episodes)
+                        row["eval_normalized_score"] = float(scores[0].mean())
+                        row.update({target_column(t): float(s.mean()) for t, s in zip(targets, scores)})
                     row["steps_per_s"] = n / max(time.perf_counter() - window_start, 1e-9)
                     self.run_dir.log_metrics(row)
                     if logger:
@@ -165,11 +201,14 @@ class WorkerRun:
         if step < cfg.steps:
             print(f"stopped at step {step}/{cfg.steps}; run the same command again to resume")
             return None
-        scores = self.evaluate(policy, eval_env, cfg.final_eval_episodes)
+        per_target = self.evaluate_targets(algo, policy, eval_env, cfg.final_eval_episodes)
+        scores = per_target[0]
         result = {"env": cfg.env, "algo": cfg.algo, "intent": cfg.intent, "seed": cfg.seed, "steps": step,
                   "profile": cfg.profile, "device": str(self.device), "eval_episodes": cfg.final_eval_episodes,
-                  "normalized_score": float(scores.mean()), "normalized_score_std": float(scores.std()),
-                  "code_version": code_version()}
+                  "normalized_score": float(scores.mean()), "normalized_score_std": float(scores.std())}
+        if targets:
+            result["normalized_score_per_target"] = {f"{t:g}": float(s.mean()) for t, s in zip(targets, per_target)}
+        result["code_version"] = code_version()
         self.run_dir.finish(result)
         if logger:
             logger.finish(result)
