@@ -10,7 +10,6 @@ of one controller kept across episodes) beside D4RL's REF_MAX / REF_MIN; the ful
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import tempfile

@@ -6,8 +6,8 @@ to the worker file's own pyrallis CLI: `python -m corl bc --help`.
 import importlib
 import sys
 
-WORKERS = {"bc": "corl.any_percent_bc", "bc_10": "corl.any_percent_bc", "dt": "corl.dt"}
-PLANNED = ("awac", "iql", "td3_bc", "cql", "idql")
+WORKERS = {"bc": "corl.any_percent_bc", "bc_10": "corl.any_percent_bc", "awac": "corl.awac", "iql": "corl.iql",
+           "td3_bc": "corl.td3_bc", "cql": "corl.cql", "dt": "corl.dt", "idql": "corl.idql"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -17,8 +17,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     algo, rest = argv[0], argv[1:]
     if algo not in WORKERS:
-        later = f" ({algo} is not implemented yet)" if algo in PLANNED else ""
-        print(f"error: unknown worker {algo!r}{later}; choose one of: {', '.join(WORKERS)}", file=sys.stderr)
+        print(f"error: unknown worker {algo!r}; choose one of: {', '.join(WORKERS)}", file=sys.stderr)
         return 2
     from common.checkpoint import CheckpointError
     from common.metrics import TrainingDiverged

@@ -17,10 +17,10 @@ import torch
 from torch import Tensor
 
 from common.cli import config_field as field
-from corl.shared.config import WorkerConfig, parse_worker_config
+from corl.shared.config import WorkerConfig, worker_main
 from corl.shared.data import ReplayBuffer, episode_slices, load_transitions, normalize_dataset
 from corl.shared.nets import DeterministicActor
-from corl.shared.run import WorkerRun
+from corl.shared.run import WorkerRun, env_dims
 from wrappers import augment, wrap_env
 
 
@@ -74,6 +74,12 @@ class BC:
         self.optimizer.load_state_dict(state["optimizer"])
 
 
+def build_algo(cfg: BCConfig, state_dim: int, action_dim: int, max_action: float,
+               device: str | torch.device) -> BC:
+    """The actor and the algorithm of one run (also used by benchmarks/worker_speed.py)."""
+    return BC(DeterministicActor(state_dim, action_dim, max_action).to(device), cfg.actor_lr)
+
+
 def train(cfg: BCConfig) -> dict[str, Any] | None:
     run = WorkerRun(cfg)
     cfg = run.cfg
@@ -82,23 +88,14 @@ def train(cfg: BCConfig) -> dict[str, Any] | None:
     dataset = keep_best_trajectories(dataset, cfg.frac, cfg.discount, cfg.max_traj_len)
     dataset, obs_mean, obs_std = normalize_dataset(dataset, cfg.normalize)
     eval_env = wrap_env(run.make_eval_env(), run.intents)  # PLUGIN(intents): concat(s_t, g_t) at evaluation
-    state_dim = eval_env.single_observation_space.shape[0]
-    action_dim = eval_env.single_action_space.shape[0]
-    max_action = float(eval_env.single_action_space.high[0])
-    actor = DeterministicActor(state_dim, action_dim, max_action).to(run.device)
+    state_dim, action_dim, max_action = env_dims(eval_env)
+    algo = build_algo(cfg, state_dim, action_dim, max_action, run.device)
     buffer = ReplayBuffer(dataset, run.device, seed=cfg.seed)
-    return run.train(BC(actor, cfg.actor_lr), buffer, eval_env, obs_mean, obs_std, cfg.batch_size)
+    return run.train(algo, buffer, eval_env, obs_mean, obs_std, cfg.batch_size)
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    algo = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--algo"), "bc")
-    cfg = parse_worker_config(BCConfig, algo, argv)  # presets/bc_10/*.yaml set frac 0.1
-    result = train(cfg)
-    if result is not None:
-        for key, value in result.items():
-            print(f"{key}={value}")
-    return 0
+    return worker_main(BCConfig, "bc", train, argv)  # bc_10: --algo bc_10 picks presets/bc_10 (frac 0.1)
 
 
 if __name__ == "__main__":

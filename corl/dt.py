@@ -51,8 +51,8 @@ from torch import Tensor, nn
 
 from common.cli import config_field as field
 from common.normalization import observation_stats
-from corl.shared.config import WorkerConfig, parse_worker_config
-from corl.shared.run import WorkerRun
+from corl.shared.config import WorkerConfig, worker_main
+from corl.shared.run import WorkerRun, env_dims
 from tasks import load_dataset, trajectories
 from wrappers import augment, wrap_env
 
@@ -340,8 +340,7 @@ def train(cfg: DTConfig) -> dict[str, Any] | None:
     trajs = split_trajectories(dataset, run.task.max_episode_steps)
     state_mean, state_std = observation_stats(dataset["observations"], eps=1e-6)  # all rows, as CORL
     eval_env = wrap_env(run.make_eval_env(), run.intents)  # PLUGIN(intents): concat(s_t, g_t) at evaluation
-    state_dim = eval_env.single_observation_space.shape[0]
-    action_dim = eval_env.single_action_space.shape[0]
+    state_dim, action_dim, _ = env_dims(eval_env)  # DT's action scale is its max_action field, as CORL
     buffer = SequenceBuffer(trajs, state_mean, state_std, cfg.seq_len, cfg.reward_scale, run.device, seed=cfg.seed)
     episode_len = timestep_episode_len(cfg.episode_len or run.task.max_episode_steps, int(buffer.lengths.max()))
     model = DecisionTransformer(state_dim, action_dim, seq_len=cfg.seq_len, episode_len=episode_len,
@@ -354,12 +353,7 @@ def train(cfg: DTConfig) -> dict[str, Any] | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    result = train(parse_worker_config(DTConfig, "dt", argv))
-    if result is not None:
-        for key, value in result.items():
-            print(f"{key}={value}")
-    return 0
+    return worker_main(DTConfig, "dt", train, argv)
 
 
 if __name__ == "__main__":

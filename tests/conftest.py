@@ -1,10 +1,20 @@
-"""Shared fixtures. Every test sees isolated dataset folders: no user's ~/.d4rl, no repo data/."""
+"""Shared fixtures. Every test sees isolated dataset folders: no user's ~/.d4rl, no repo data/.
+
+torch runs on one intra-op thread in the whole suite (and in the subprocesses tests start): the
+test networks are tiny, and `make test` runs two xdist workers on a 2-core machine, where more
+threads per worker only oversubscribe the cores.
+"""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import pytest
+import torch
+
+os.environ["OMP_NUM_THREADS"] = "1"
+torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -61,3 +71,4 @@ def smoke_manager(umaze_small, tmp_path_factory):
                                          runs_dir=str(root / "runs"), data_dir=str(root / "data"), log_every=50,
                                          checkpoint_every=100, progress=False))).train()
     return Path(result["manager"])
+

@@ -129,8 +129,9 @@ def test_bc_trains_and_resumes(data_dir, tmp_path, intent):
 def test_worker_cli_errors_are_clear(data_dir, tmp_path, capsys):
     from corl.__main__ import main as corl_main
 
-    assert corl_main(["awac", "--env", ENV]) == 2
-    assert "not implemented yet" in capsys.readouterr().err
+    assert corl_main(["sac_n", "--env", ENV]) == 2
+    err = capsys.readouterr().err
+    assert "unknown worker 'sac_n'" in err and all(name in err for name in ("bc_10", "cql", "dt", "idql"))
     assert corl_main(["bc", "--env", ENV, "--intent", "manager", "--runs_dir", str(tmp_path),
                       "--data_dir", str(data_dir), "--profile", "smoke", "--progress", "false"]) == 2
     assert "make manager" in capsys.readouterr().err  # no manager trained for this env and seed yet

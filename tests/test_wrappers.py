@@ -15,15 +15,6 @@ ENV = "maze2d-umaze-v1"
 
 
 # --- fixtures and helpers ----------------------------------------------------------------------
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny networks: one thread is fastest and does not fight other jobs for the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def manager_path(tmp_path_factory, umaze_small):
     """A smoke-sized Manager for maze2d-umaze, a few updates on the small dataset, exported."""

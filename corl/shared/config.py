@@ -13,10 +13,11 @@ Values are resolved in this order (later wins):
 
 import argparse
 import dataclasses
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence, TypeVar
+from typing import Any, Callable, Optional, Sequence, TypeVar
 
 import pyrallis
 import yaml
@@ -119,3 +120,15 @@ def validate_worker_config(cfg: WorkerConfig) -> None:
         raise ValueError(f"unknown profile {cfg.profile!r}; choose one of auto, {', '.join(PROFILES)}")
     if cfg.checkpoint_every % cfg.log_every:
         raise ValueError("checkpoint_every must be a multiple of log_every (so a resumed run logs identically)")
+
+
+def worker_main(cls: type[C], default_algo: str, train: Callable[[C], dict[str, Any] | None],
+                argv: Sequence[str] | None = None) -> int:
+    """The `main()` of every worker file: parse (`--algo` picks the preset, default `default_algo`),
+    train, print final.json's fields as key=value lines."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    algo = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--algo"), default_algo)
+    result = train(parse_worker_config(cls, algo, argv))
+    for key, value in (result or {}).items():
+        print(f"{key}={value}")
+    return 0

@@ -2,6 +2,8 @@
 
 - `mlp(dims, ...)`: Linear/activation stacks with optional dropout and layer norm.
 - `DeterministicActor`: tanh MLP scaled by max_action (BC, TD3+BC, IQL's deterministic policy).
+- `GaussianActor`: N(mean(s), exp(log_std)) with a state-independent, clamped log-std parameter
+  (AWAC: linear mean, 3 hidden layers; IQL: tanh mean, 2 hidden layers, optional dropout).
 - `QNetwork`: Q(s, a) from concat(s, a), any number of hidden layers; accepts a set of actions
   per state (`actions` of shape (B, N, act) with `states` (B, obs) gives (B, N)), as CQL needs.
 - `soft_update`: Polyak averaging of target networks.
@@ -46,6 +48,31 @@ class DeterministicActor(nn.Module):
 
     def forward(self, state: Tensor) -> Tensor:
         return self.max_action * self.net(state)
+
+
+class GaussianActor(nn.Module):
+    """pi(.|s) = N(mean(s), exp(clamp(log_std, log_std_min, log_std_max))), one log-std per action
+    dimension shared by all states (CORL's AWAC Actor and IQL GaussianPolicy). `tanh_mean` puts a
+    tanh on the mean (IQL); AWAC's mean is the raw MLP output."""
+
+    def __init__(self, state_dim: int, action_dim: int, hidden_dim: int = 256, n_hidden: int = 2,
+                 tanh_mean: bool = False, dropout: float | None = None, log_std_min: float = -20.0,
+                 log_std_max: float = 2.0):
+        super().__init__()
+        self.net = mlp([state_dim, *[hidden_dim] * n_hidden, action_dim],
+                       output_activation=nn.Tanh if tanh_mean else None, dropout=dropout)
+        self.log_std = nn.Parameter(torch.zeros(action_dim, dtype=torch.float32))
+        self.log_std_min, self.log_std_max = log_std_min, log_std_max
+
+    def forward(self, state: Tensor) -> torch.distributions.Normal:
+        mean = self.net(state)  # (B, act)
+        std = self.log_std.clamp(self.log_std_min, self.log_std_max).exp()  # (act,)
+        # validate_args=False: argument checks would read tensors back to the host every step
+        return torch.distributions.Normal(mean, std, validate_args=False)
+
+    def log_prob(self, state: Tensor, action: Tensor) -> Tensor:
+        """log pi(a|s) summed over action dimensions: (B,)."""
+        return self(state).log_prob(action).sum(-1)
 
 
 class QNetwork(nn.Module):

@@ -66,6 +66,14 @@ class NormalizedPolicy:
         return self.algo.act(normalized_tensor(obs, self.mean, self.std)).cpu().numpy()
 
 
+def env_dims(eval_env) -> tuple[int, int, float]:
+    """(state_dim, action_dim, max_action) of a (wrapped) eval vector env: read after the PLUGIN
+    wrap, so state_dim includes the intent."""
+    state_dim = eval_env.single_observation_space.shape[0]
+    action_dim = eval_env.single_action_space.shape[0]
+    return state_dim, action_dim, float(eval_env.single_action_space.high[0])
+
+
 def eval_targets(algo: Algorithm) -> list[float]:
     """The conditioning targets an algorithm is evaluated at (`algo.eval_targets`), or [] if none."""
     return [float(t) for t in (getattr(algo, "eval_targets", None) or [])]

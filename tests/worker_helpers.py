@@ -1,0 +1,39 @@
+"""Plumbing the worker test files share: a smoke run on the session's small umaze dataset, its
+metrics rows, and the check that a worker's presets hold CORL's per-domain values."""
+from __future__ import annotations
+
+import csv
+import dataclasses
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from corl.shared import config as worker_config
+
+ENV = "maze2d-umaze-v1"
+PRESETS_DIR = Path(worker_config.__file__).resolve().parents[1] / "presets"
+
+
+def smoke_run(train: Callable, config_cls: type, algo: str, data_dir, runs_dir, intent: str, *extra: str):
+    """train() at the smoke profile (200 steps), logging every 50 and checkpointing every 100 steps."""
+    args = ["--algo", algo, "--env", ENV, "--profile", "smoke", "--intent", intent, "--runs_dir", str(runs_dir),
+            "--data_dir", str(data_dir), "--progress", "false", "--log_every", "50", "--checkpoint_every", "100",
+            "--eval_num_envs", "2", *extra]
+    return train(worker_config.parse_worker_config(config_cls, algo, args))
+
+
+def metrics_rows(runs_dir, algo: str, intent: str, seed: int = 0) -> list[dict[str, str]]:
+    """metrics.csv of runs/<env>/<algo>/<intent>/seed<k> as a list of {column: text}."""
+    with open(Path(runs_dir) / ENV / algo / intent / f"seed{seed}" / "metrics.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def assert_presets(algo: str, config_cls: type, expected: dict[str, dict[str, Any]]) -> None:
+    """Every preset field exists in the config, and each domain's preset sets the expected values."""
+    fields = {f.name for f in dataclasses.fields(config_cls)}
+    for domain, values in expected.items():
+        data = yaml.safe_load((PRESETS_DIR / algo / f"{domain}.yaml").read_text())
+        data.update(data.pop("datasets", None) or {})
+        assert set(data) <= fields, domain
+        assert {k: data[k] for k in values} == values, domain
