@@ -36,9 +36,26 @@ help:
 	@echo "make tasks-reference       the docs/tasks.md measurements (reference scores, dataset stats)"
 	@echo "make manager               train the IQL-TD-MPC Manager: runs/ENV/manager/seedK/manager.pt"
 	@echo "make flat MODE=iql_td_mpc  train and MPC-evaluate a flat agent (MODE=iql_td_mpc|td_mpc)"
-	@echo "make worker ALGO=bc INTENT=none|manager|random  train a worker (runs/ENV/ALGO/INTENT/seedK)"
+	@echo "make worker ALGO=bc|bc_10|awac|iql|td3_bc|cql|dt|idql INTENT=none|manager|random  train a worker (runs/ENV/ALGO/INTENT/seedK)"
 	@echo "variables: ENV=$(ENV) SEED=$(SEED) EPISODES=$(EPISODES) PROFILE=$(PROFILE) (paper|quick|smoke|auto)"
 	@echo "           DEVICE=$(DEVICE) (cpu|cuda|auto) STEPS=<override> PYTHON=<interpreter, skips .venv>"
+	@echo "make table1|table2|table3  the paper's grids, resumable: runs/tableN.md/.csv/.png (docs/tables.md)"
+	@echo "           ENVS=<datasets or domain> ALGOS=<workers> SEEDS=$(SEEDS) JOBS=$(JOBS) ENGINE=$(ENGINE) (local|submitit)"
+	@echo "           TABLE_FLAGS='<other python -m runs flags, e.g. --aggregate-only --dry-run --gpus 0,1>'"
+
+# The paper's grids (python -m runs --help, docs/tables.md): each cell is a make manager/flat/worker command.
+ENVS ?=
+ALGOS ?=
+SEEDS ?= 0,1,2,3,4
+JOBS ?= 1
+ENGINE ?= local
+TABLE_FLAGS ?=
+TABLE_ARGS = $(if $(ENVS),--envs $(ENVS),) $(if $(ALGOS),--algos $(ALGOS),) --seeds $(SEEDS) \
+	--profile $(PROFILE) --device $(DEVICE) --jobs $(JOBS) --engine $(ENGINE) $(TABLE_FLAGS)
+.PHONY: table1 table2 table3
+
+table1 table2 table3: $(if $(filter submitit,$(ENGINE)),$(DEV_DEPS),$(DEPS))
+	$(PY) -m runs $@ $(TABLE_ARGS)
 
 .venv/.installed: requirements.txt
 	$(BOOTSTRAP_PYTHON) -m venv .venv

@@ -1,0 +1,151 @@
+"""python -m runs table1|table2|table3 [--envs ...] [--algos ...] [--seeds 0,1,2,3,4] [--profile ...] [--jobs N]
+
+Runs one of the paper's grids, then writes <runs-dir>/table<N>.md, .csv and .png.
+
+  table1  flat agents TD-MPC → IQL-TD-MPC on the paper's 14 datasets (IQL / TT / TAP: published only)
+  table2  the six CORL workers without → with the Manager's intents, 14 datasets; one Manager per
+          dataset and seed, trained first and shared by the workers of that dataset and seed
+  table3  four workers without → with random intents, on the 7 datasets of the paper's ablation
+
+Every cell is the command `make manager` / `make flat` / `make worker` runs, in its own run folder
+runs/<env>/<...>/seed<k>/ with manifest.json and cell.log. Finished cells (final.json) are skipped;
+failed or interrupted ones run again and resume from their checkpoints: re-run the same command after
+a crash or Ctrl-C. Cells whose task or worker does not exist yet are shown as unavailable. See
+docs/tables.md.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+from dataclasses import dataclass
+
+from common.cli import add_config_arguments, config_from_args
+from common.cli import config_field as field
+from runs import manifest as m
+from runs.aggregate import ALPHA, aggregate
+from runs.engines import make_engine
+from runs.execute import REPO_ROOT, CellJob, repo_provenance
+from runs.grid import Cell, GridOptions, expand_grid, parse_seeds, resolve_algos, resolve_envs, split_names
+from runs.plots import write_plot
+from runs.report import profile_warning, write_reports
+from runs.scheduler import run_grid
+from runs.tables import TABLES, get_table
+
+
+@dataclass
+class TablesConfig:
+    table: str = field("table2", "which grid: table1 | table2 | table3", positional=True, choices=tuple(TABLES))
+    envs: str = field("", "comma-separated datasets, or a domain (maze2d, antmaze, halfcheetah); default: the "
+                          "table's datasets as in the paper")
+    algos: str = field("", "comma-separated workers (table2/3); default: the paper's (table2: awac,bc,dt,iql,"
+                           "td3_bc,cql; table3: awac,bc,iql,td3_bc)")
+    seeds: str = field("0,1,2,3,4", "comma-separated seeds or a range such as 0-4")
+    profile: str = field("auto", "paper | quick | smoke | auto (paper on a GPU, quick on a CPU), passed to every cell",
+                         choices=("auto", "paper", "quick", "smoke"))
+    device: str = field("auto", "auto | cpu | cuda, passed to every cell")
+    jobs: int = field(1, "cells running at once (dependencies respected)")
+    runs_dir: str = field("runs", "root of the run folders; the tables are written here too")
+    data_dir: str = field("", "folder searched first for datasets (passed to every cell)")
+    engine: str = field("local", "local: processes on this machine | submitit: one submitit job per cell "
+                                 "(SLURM, or its local executor)", choices=("local", "submitit"))
+    aggregate_only: bool = field(False, "run nothing: only write the tables from the runs there are")
+    dry_run: bool = field(False, "print every cell's state and command, run nothing, write nothing")
+    alpha: float = field(ALPHA, "significance threshold of Welch's t-test (two-sided p < alpha)")
+    gpus: str = field("", "local engine: comma-separated GPU ids to spread cells over (CUDA_VISIBLE_DEVICES, "
+                          "one per cell, least busy first); empty: cells see every GPU")
+    submitit_cluster: str = field("auto", "submitit engine: auto (SLURM when present) | slurm | local | debug",
+                                  choices=("auto", "slurm", "local", "debug"))
+    timeout_min: int = field(1440, "submitit engine: time limit of one cell's job in minutes")
+    gpus_per_cell: int = field(-1, "submitit engine: GPUs per cell job (-1: 0 with --device cpu, else 1)")
+    cpus_per_cell: int = field(0, "submitit engine: CPUs per cell job (0: the cluster's default)")
+    mem_gb: float = field(0.0, "submitit engine: memory per cell job in GB (0: the cluster's default)")
+    partition: str = field("", "submitit engine: SLURM partition (empty: the cluster's default)")
+    heartbeat_s: float = field(30.0, "seconds between manifest heartbeats of a running cell")
+    stale_after_s: float = field(m.STALE_AFTER_S, "a running cell of another host whose heartbeat is older than "
+                                                  "this is treated as interrupted and run again")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m runs", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_arguments(parser, TablesConfig)
+    return parser
+
+
+def command_environment(cfg: TablesConfig) -> dict[str, str]:
+    """Variables set for every cell: this repository importable; with JOBS local cells on the CPU,
+    torch's threads shared out (unless the user set them)."""
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env = {"PYTHONPATH": os.pathsep.join(dict.fromkeys([str(REPO_ROOT), *paths]))}
+    if cfg.engine == "local" and cfg.jobs > 1:
+        threads = str(max(1, (os.cpu_count() or 1) // cfg.jobs))
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            if name not in os.environ:
+                env[name] = threads
+    return env
+
+
+def print_dry_run(cells: list[Cell], cfg: TablesConfig) -> None:
+    for cell in cells:
+        state = m.cell_state(cell, cfg.stale_after_s)
+        extra = f"  [{cell.unavailable}]" if cell.unavailable else (
+            f"  [after {', '.join(cell.depends_on)}]" if cell.depends_on else "")
+        print(f"{state:12s} {cell.key}{extra}\n             {shlex.join(cell.command)}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    cfg = config_from_args(TablesConfig, build_parser().parse_args(argv))
+    try:
+        table = get_table(cfg.table)
+        envs, algos, seeds = resolve_envs(table, cfg.envs), resolve_algos(table, cfg.algos), parse_seeds(cfg.seeds)
+        if cfg.jobs < 1:
+            raise ValueError(f"--jobs must be at least 1, got {cfg.jobs}")
+        options = GridOptions(cfg.profile, cfg.device, cfg.runs_dir, cfg.data_dir or None)
+        cells = expand_grid(table, envs, algos, seeds, options)
+        unavailable = sum(1 for c in cells if c.unavailable)
+        print(f"[grid] {table.name}: {len(envs)} datasets x {max(len(algos), 1)} column(s) x {len(seeds)} seeds: "
+              f"{len(cells)} cells ({unavailable} unavailable); profile {cfg.profile}, device {cfg.device}, "
+              f"runs in {cfg.runs_dir}")
+        if cfg.dry_run:
+            print_dry_run(cells, cfg)
+            return 0
+        grid = None
+        if not cfg.aggregate_only:
+            engine = make_engine(
+                cfg.engine, gpus=split_names(cfg.gpus),
+                folder=os.path.join(cfg.runs_dir, "_submitit"), cluster=cfg.submitit_cluster,
+                timeout_min=cfg.timeout_min,
+                gpus_per_cell=cfg.gpus_per_cell if cfg.gpus_per_cell >= 0 else int(cfg.device != "cpu"),
+                cpus_per_cell=cfg.cpus_per_cell or None, mem_gb=cfg.mem_gb or None, partition=cfg.partition or None)
+            git, env = repo_provenance(), command_environment(cfg)
+            shared = {"table": table.name, "profile": cfg.profile, "device": cfg.device, "runs_dir": cfg.runs_dir,
+                      "data_dir": cfg.data_dir or None, "jobs": cfg.jobs}
+
+            def make_job(cell: Cell) -> CellJob:
+                config = {**shared, "env": cell.env, "seed": cell.seed, "arm": list(cell.arm), "kind": cell.kind}
+                return CellJob(cell.key, cell.command, str(cell.run_dir), os.getcwd(), env, config, git,
+                               engine.name, cfg.heartbeat_s)
+
+            grid = run_grid(cells, engine, cfg.jobs, make_job, stale_after_s=cfg.stale_after_s)
+            print(f"[grid] {grid.summary()}")
+        result = aggregate(table, cells, envs, algos, seeds, cfg.alpha, cfg.stale_after_s)
+        plot = write_plot(result, cells, os.path.join(cfg.runs_dir, f"{table.name}.png"))
+        md, csv_path = write_reports(result, cfg.runs_dir, cfg.alpha, "python -m runs " + shlex.join(argv), plot.name,
+                                     cfg.profile)
+        if warning := profile_warning(result, cfg.profile):
+            print(f"[grid] warning: {warning}", file=sys.stderr)
+        print(f"[grid] wrote {md}, {csv_path}, {plot}")
+        return 1 if grid is not None and grid.failed else 0
+    except (ValueError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("[grid] interrupted; run the same command again to resume (finished cells are kept)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""Where cells run. An engine starts a CellJob and returns a handle the scheduler polls:
+
+  handle.poll() -> None while running, else the exit code (negative: killed / lost)
+  handle.cancel() asks the cell to stop (its manifest then says failed, interrupted)
+
+`local`: each cell in its own process on this machine (JOBS at once), optionally one GPU each.
+`submitit`: each cell as a submitit job (SLURM, or submitit's local executor); see submitit_engine.py.
+"""
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections import Counter
+from typing import Any, Protocol
+
+from runs.execute import CellJob, execute_cell
+
+
+class Handle(Protocol):
+    def poll(self) -> int | None: ...
+    def cancel(self) -> None: ...
+
+
+class Engine(Protocol):
+    name: str
+    def start(self, job: CellJob) -> Handle: ...
+
+
+class LocalHandle:
+    """A cell running in a thread of this process (the thread waits on the command's process)."""
+
+    def __init__(self, job: CellJob, on_exit=None):
+        self._cancel = threading.Event()
+        self._return_code: int | None = None
+        self._error: BaseException | None = None
+        self._on_exit = on_exit
+        self._thread = threading.Thread(target=self._run, args=(job,), name=f"cell {job.key}", daemon=True)
+        self._thread.start()
+
+    def _run(self, job: CellJob) -> None:
+        try:
+            self._return_code = execute_cell(job, self._cancel)
+        except BaseException as exc:  # reported through poll() as a failure
+            self._error = exc
+            self._return_code = -1
+        finally:
+            if self._on_exit:
+                self._on_exit()
+
+    def poll(self) -> int | None:
+        return None if self._thread.is_alive() else self._return_code
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def join(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
+
+
+class LocalEngine:
+    """Cells as processes on this machine. With `gpus` (e.g. ["0", "1"]) each cell gets
+    CUDA_VISIBLE_DEVICES set to the least-busy one, so JOBS cells spread over the GPUs."""
+
+    name = "local"
+
+    def __init__(self, gpus: list[str] | None = None):
+        self.gpus = list(gpus or [])
+        self._busy: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def start(self, job: CellJob) -> LocalHandle:
+        if not self.gpus:
+            return LocalHandle(job)
+        with self._lock:
+            gpu = min(self.gpus, key=lambda g: self._busy[g])
+            self._busy[gpu] += 1
+
+        def release() -> None:
+            with self._lock:
+                self._busy[gpu] -= 1
+
+        job = dataclasses.replace(job, env={**job.env, "CUDA_VISIBLE_DEVICES": gpu})
+        return LocalHandle(job, on_exit=release)
+
+
+def make_engine(name: str, *, gpus: list[str] | None = None, **submitit_options: Any) -> Engine:
+    if name == "local":
+        return LocalEngine(gpus)
+    if name == "submitit":
+        from runs.submitit_engine import SubmititEngine  # submitit is optional: imported only here
+
+        return SubmititEngine(**submitit_options)
+    raise ValueError(f"unknown engine {name!r}; choose local or submitit")

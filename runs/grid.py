@@ -1,0 +1,166 @@
+"""Grid expansion: one cell per (env, arm, seed), each with its run folder and its command.
+
+A cell's command is the one `make manager` / `make flat` / `make worker` runs for it (plus the
+grid's --runs-dir / --data-dir), so a cell can always be re-run by hand. Table 2 adds one Manager
+cell per (env, seed), shared by every worker of that env and seed and run before them. Cells whose
+task or worker does not exist yet carry the reason (`unavailable`) and are never run.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from common.run_dir import RunDir
+from runs import catalog
+from runs.tables import PAPER_DATASETS, TableSpec
+
+MANIFEST_NAME = "manifest.json"
+LOG_NAME = "cell.log"
+DOMAINS = ("antmaze", "maze2d", "halfcheetah")
+
+
+@dataclass(frozen=True)
+class GridOptions:
+    """What every command of a grid shares."""
+    profile: str = "auto"
+    device: str = "auto"
+    runs_dir: str = "runs"
+    data_dir: str | None = None
+    python: str = sys.executable
+
+
+@dataclass(frozen=True)
+class Cell:
+    env: str
+    seed: int
+    arm: tuple[str, ...]              # run-folder parts under runs/<env>/: ("manager",), ("td_mpc",), ("bc", "none")
+    kind: str                         # "manager" | "flat" | "worker"
+    run_dir: Path
+    command: tuple[str, ...]
+    depends_on: tuple[str, ...] = ()  # keys of the cells that must finish first
+    unavailable: str | None = None    # why this cell cannot run today (None: it can)
+
+    @property
+    def key(self) -> str:
+        return "/".join((self.env, *self.arm, f"seed{self.seed}"))
+
+    @property
+    def final_path(self) -> Path:
+        return self.run_dir / "final.json"
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.run_dir / MANIFEST_NAME
+
+    @property
+    def log_path(self) -> Path:
+        return self.run_dir / LOG_NAME
+
+
+# --- the commands (the Makefile's manager / flat / worker targets) -----------------------------------
+def trainer_command(mode: str, env: str, seed: int, opt: GridOptions) -> tuple[str, ...]:
+    """`make manager` (mode=manager) or `make flat MODE=...`: python -m manager train ..."""
+    return (opt.python, "-m", "manager", "train", "--mode", mode, "--env", env, "--seed", str(seed),
+            "--profile", opt.profile, "--device", opt.device, "--runs-dir", opt.runs_dir,
+            *(("--data-dir", opt.data_dir) if opt.data_dir else ()))
+
+
+def worker_command(algo: str, intent: str, env: str, seed: int, opt: GridOptions) -> tuple[str, ...]:
+    """`make worker ALGO=... INTENT=...`: python -m corl ALGO ... (intent=manager reads the default
+    runs/<env>/manager/seed<k>/manager.pt, the grid's Manager cell)."""
+    return (opt.python, "-m", "corl", algo, "--env", env, "--seed", str(seed), "--intent", intent,
+            "--profile", opt.profile, "--device", opt.device, "--runs_dir", opt.runs_dir,
+            *(("--data_dir", opt.data_dir) if opt.data_dir else ()))
+
+
+# --- parsing the grid's axes ---------------------------------------------------------------------------
+def split_names(text: str | None) -> list[str]:
+    return [t.strip() for t in (text or "").replace(" ", ",").split(",") if t.strip()]
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """'0,1,2' -> (0, 1, 2); 'a-b' ranges are accepted ('0-4')."""
+    seeds: list[int] = []
+    for token in split_names(text):
+        low, sep, high = token.partition("-")
+        try:
+            seeds.extend(range(int(low), int(high) + 1) if sep else [int(token)])
+        except ValueError:
+            raise ValueError(f"--seeds {text!r}: expected integers such as 0,1,2,3,4 or 0-4") from None
+    if not seeds:
+        raise ValueError("--seeds is empty; give e.g. 0,1,2,3,4")
+    return tuple(dict.fromkeys(seeds))
+
+
+def resolve_envs(table: TableSpec, text: str | None) -> tuple[str, ...]:
+    """The table's datasets by default; a domain name (maze2d, antmaze, halfcheetah) means the table's
+    datasets of that domain; other names must be a paper dataset or a task the task layer knows."""
+    if not split_names(text):
+        return table.datasets
+    envs: list[str] = []
+    valid = set(PAPER_DATASETS) | catalog.known_tasks()
+    for name in split_names(text):
+        if name in DOMAINS:
+            of_domain = [e for e in table.datasets if e.startswith(name + "-")]
+            if not of_domain:
+                raise ValueError(f"{table.name} covers no {name} dataset in the paper; name datasets explicitly")
+            envs.extend(of_domain)
+        elif name in valid:
+            envs.append(name)
+        else:
+            raise ValueError(f"unknown env {name!r}; choose datasets of the paper ({', '.join(table.datasets)}), "
+                             f"tasks of the task layer ({', '.join(sorted(catalog.known_tasks()))}) or a domain "
+                             f"({', '.join(DOMAINS)})")
+    return tuple(dict.fromkeys(envs))
+
+
+def resolve_algos(table: TableSpec, text: str | None) -> tuple[str, ...]:
+    """The table's workers by default; others must be workers `python -m corl` runs or plans."""
+    names = split_names(text)
+    if not table.takes_algos:
+        if names:
+            raise ValueError(f"{table.name} compares the flat agents td_mpc and iql_td_mpc; --algos applies to "
+                             "table2 and table3 only")
+        return ()
+    if not names:
+        return table.default_algos
+    implemented, planned = catalog.worker_names()
+    for name in names:
+        if name not in implemented and name not in planned:
+            later = f" and {', '.join(planned)} (planned)" if planned else ""
+            raise ValueError(f"unknown worker {name!r}; choose among {', '.join(implemented)} (implemented){later}")
+    return tuple(dict.fromkeys(names))
+
+
+# --- expansion -------------------------------------------------------------------------------------------
+def expand_grid(table: TableSpec, envs: tuple[str, ...], algos: tuple[str, ...], seeds: tuple[int, ...],
+                opt: GridOptions) -> list[Cell]:
+    """Every cell of the grid, Manager cells first (they gate the workers that use their intents)."""
+    def run_dir(env: str, arm: tuple[str, ...], seed: int) -> Path:
+        return RunDir(opt.runs_dir, env, list(arm), seed).path
+
+    managers: list[Cell] = []
+    others: list[Cell] = []
+    for env in envs:
+        env_reason = catalog.task_unavailable_reason(env)
+        for seed in seeds:
+            if not table.takes_algos:
+                for mode in ("td_mpc", "iql_td_mpc"):
+                    others.append(Cell(env, seed, (mode,), "flat", run_dir(env, (mode,), seed),
+                                       trainer_command(mode, env, seed, opt), unavailable=env_reason))
+                continue
+            manager_key = None
+            if table.needs_manager:
+                manager = Cell(env, seed, ("manager",), "manager", run_dir(env, ("manager",), seed),
+                               trainer_command("manager", env, seed, opt), unavailable=env_reason)
+                managers.append(manager)
+                manager_key = manager.key
+            for algo in algos:
+                reason = env_reason or catalog.worker_unavailable_reason(algo)
+                for intent in ("none", table.ours_intent):
+                    arm = (algo, intent)
+                    depends = (manager_key,) if intent == "manager" else ()
+                    others.append(Cell(env, seed, arm, "worker", run_dir(env, arm, seed),
+                                       worker_command(algo, intent, env, seed, opt), depends, reason))
+    return managers + others

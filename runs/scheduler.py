@@ -1,0 +1,124 @@
+"""Run a grid: skip finished cells, re-run failed and interrupted ones, start a cell only when the
+cells it depends on are done, keep at most JOBS cells running, wait for cells another grid
+process is running, and block (never run) the dependents of a failed or unavailable cell.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from runs import manifest as m
+from runs.engines import Engine, Handle
+from runs.execute import CellJob, log_tail_error
+from runs.grid import Cell
+
+# outcomes of a grid invocation, per cell
+SKIPPED = "done before"   # final.json existed: not run again
+DONE = "done"             # ran now and finished
+FAILED = "failed"         # ran now (or elsewhere) and did not finish
+BLOCKED = m.BLOCKED       # not run: a cell it depends on failed or is unavailable
+UNAVAILABLE = m.UNAVAILABLE
+
+
+@dataclass
+class GridRun:
+    outcomes: dict[str, str] = field(default_factory=dict)
+    return_codes: dict[str, int] = field(default_factory=dict)
+    reasons: dict[str, str] = field(default_factory=dict)    # blocked / unavailable: why
+
+    def count(self, outcome: str) -> int:
+        return sum(1 for o in self.outcomes.values() if o == outcome)
+
+    @property
+    def failed(self) -> list[str]:
+        return [k for k, o in self.outcomes.items() if o == FAILED]
+
+    def summary(self) -> str:
+        parts = [f"{self.count(o)} {o}" for o in (DONE, SKIPPED, FAILED, BLOCKED, UNAVAILABLE) if self.count(o)]
+        return ", ".join(parts) or "no cells"
+
+
+def run_grid(cells: list[Cell], engine: Engine, jobs: int, make_job: Callable[[Cell], CellJob],
+             poll_s: float = 0.5, echo: Callable[[str], None] = print,
+             stale_after_s: float = m.STALE_AFTER_S) -> GridRun:
+    if jobs < 1:
+        raise ValueError(f"--jobs must be at least 1, got {jobs}")
+    result = GridRun()
+    by_key = {c.key: c for c in cells}
+    settled: dict[str, str] = {}  # key -> done | failed | blocked | unavailable (what dependents see)
+    queue: list[Cell] = []
+    elsewhere: dict[str, Cell] = {}  # running in another grid process: waited for, not started
+    for cell in cells:
+        state = m.cell_state(cell, stale_after_s)
+        if state == m.DONE:
+            settled[cell.key], result.outcomes[cell.key] = m.DONE, SKIPPED
+        elif state == m.UNAVAILABLE:
+            settled[cell.key], result.outcomes[cell.key] = UNAVAILABLE, UNAVAILABLE
+            result.reasons[cell.key] = cell.unavailable or ""
+        elif state == m.RUNNING:
+            elsewhere[cell.key] = cell
+            echo(f"[grid] {cell.key} is running in another process; waiting for it")
+        else:
+            queue.append(cell)
+            if state in (m.INTERRUPTED, m.FAILED):
+                echo(f"[grid] {cell.key} was {state}: running it again (it resumes from its checkpoint)")
+
+    running: dict[str, tuple[Cell, Handle, float]] = {}
+
+    def settle(cell: Cell, return_code: int | None) -> None:
+        ok = cell.final_path.is_file()
+        settled[cell.key] = m.DONE if ok else FAILED
+        result.outcomes[cell.key] = DONE if ok else FAILED
+        if return_code is not None:
+            result.return_codes[cell.key] = return_code
+        if not ok:
+            echo(f"[grid] FAILED {cell.key} (exit {return_code}): {log_tail_error(cell.log_path)}; "
+                 f"log {cell.log_path}")
+
+    try:
+        while queue or running or elsewhere:
+            for key, cell in list(elsewhere.items()):
+                if m.cell_state(cell, stale_after_s) != m.RUNNING:
+                    del elsewhere[key]
+                    settle(cell, None)
+            for key, (cell, handle, started) in list(running.items()):
+                return_code = handle.poll()
+                if return_code is not None:
+                    del running[key]
+                    settle(cell, return_code)
+                    if settled[key] == m.DONE:
+                        echo(f"[grid] done {key} ({time.time() - started:.0f} s)")
+            for cell in list(queue):
+                deps = [settled.get(d) for d in cell.depends_on]
+                lost = [d for d in cell.depends_on if d not in by_key]
+                bad = [d for d, s in zip(cell.depends_on, deps) if s in (FAILED, BLOCKED, UNAVAILABLE)]
+                if bad or lost:
+                    queue.remove(cell)
+                    settled[cell.key] = result.outcomes[cell.key] = BLOCKED
+                    result.reasons[cell.key] = "needs " + ", ".join(
+                        f"{d} ({settled.get(d, 'not in this grid')})" for d in bad + lost)
+                    echo(f"[grid] blocked {cell.key}: {result.reasons[cell.key]}")
+                elif all(s == m.DONE for s in deps) and len(running) < jobs:
+                    queue.remove(cell)
+                    state = m.cell_state(cell, stale_after_s)  # another grid (e.g. table3 sharing the
+                    if state == m.DONE:                         # baselines of table2) may have taken it
+                        settled[cell.key], result.outcomes[cell.key] = m.DONE, SKIPPED
+                        continue
+                    if state == m.RUNNING:
+                        elsewhere[cell.key] = cell
+                        echo(f"[grid] {cell.key} is running in another process; waiting for it")
+                        continue
+                    running[cell.key] = (cell, engine.start(make_job(cell)), time.time())
+                    echo(f"[grid] start {cell.key} ({len(running)} running, {len(queue)} queued)")
+            if queue or running or elsewhere:
+                time.sleep(poll_s)
+    except KeyboardInterrupt:
+        echo(f"[grid] interrupted: stopping {len(running)} running cell(s); re-run the same command to resume")
+        for _, handle, _ in running.values():
+            handle.cancel()
+        deadline = time.time() + 60
+        while any(h.poll() is None for _, h, _ in running.values()) and time.time() < deadline:
+            time.sleep(0.2)
+        raise
+    return result

@@ -1,0 +1,458 @@
+"""The paper's grids (python -m runs): expansion, skip / resume, aggregation and Welch's test with
+known answers, the reports, a smoke grid through the real entry points, and the submitit engine."""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import os
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from runs import catalog
+from runs import manifest as m
+from runs.__main__ import main as runs_main
+from runs.aggregate import GAIN, LOSS, NO_CHANGE, NOT_TESTED, aggregate, learning_curve, welch_test
+from runs.engines import LocalEngine
+from runs.execute import CellJob
+from runs.grid import GridOptions, expand_grid, parse_seeds, resolve_algos, resolve_envs
+from runs.paper import published, published_numbers
+from runs.plots import write_plot
+from runs.report import profile_warning, write_reports
+from runs.scheduler import BLOCKED, DONE, FAILED, SKIPPED, UNAVAILABLE, run_grid
+from runs.tables import ABLATION_WORKERS, PAPER_DATASETS, PAPER_WORKERS, TABLES, get_table
+
+ROOT = Path(__file__).resolve().parents[1]
+UMAZE = "maze2d-umaze-v1"
+
+# A stand-in for a cell's command: logs its start and end to an events file, sleeps, then either
+# fails with an `error:` line or writes final.json (argv: run_dir score sleep_s exit_code events).
+FAKE_CELL = r"""
+import json, pathlib, sys, time
+run_dir, score, sleep_s, code, events = pathlib.Path(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+with open(events, "a") as f: f.write(f"start {run_dir} {time.time()}\n")
+print("fake cell running", run_dir, flush=True)
+time.sleep(sleep_s)
+if code:
+    print("error: fake failure", file=sys.stderr)
+    sys.exit(code)
+(run_dir / "final.json").write_text(json.dumps({"normalized_score": score, "device": "cpu", "profile": "smoke", "steps": 10}))
+with open(events, "a") as f: f.write(f"end {run_dir} {time.time()}\n")
+"""
+
+
+def fake(cell, events: Path, score: float = 1.0, sleep_s: float = 0.0, code: int = 0):
+    return dataclasses.replace(cell, command=(sys.executable, "-c", FAKE_CELL, str(cell.run_dir), str(score),
+                                              str(sleep_s), str(code), str(events)))
+
+
+def job_for(cell) -> CellJob:
+    return CellJob(cell.key, cell.command, str(cell.run_dir), str(ROOT), {}, {"device": "cpu"},
+                   {"commit": "abcdef1234567", "dirty": False}, "local", heartbeat_s=0.2)
+
+
+def read_events(path: Path) -> dict[tuple[str, str], float]:
+    out = {}
+    for line in path.read_text().splitlines() if path.exists() else []:
+        what, run_dir, t = line.split()
+        out[(what, Path(run_dir).relative_to(path.parent / "runs").as_posix())] = float(t)
+    return out
+
+
+def umaze_grid(tmp_path: Path, seeds=(0, 1)):
+    opt = GridOptions(profile="smoke", device="cpu", runs_dir=str(tmp_path / "runs"))
+    return {c.key: c for c in expand_grid(get_table("table2"), (UMAZE,), ("bc",), seeds, opt)}
+
+
+@pytest.fixture
+def today(monkeypatch):
+    """Pin what exists (maze2d tasks, the bc worker) so the tests do not change as workers land."""
+    monkeypatch.setattr(catalog, "known_tasks", lambda: frozenset({UMAZE, "maze2d-medium-v1", "maze2d-large-v1"}))
+    monkeypatch.setattr(catalog, "worker_names", lambda: (("bc", "bc_10"), ("awac", "iql", "td3_bc", "cql", "dt")))
+
+
+# --- grid expansion --------------------------------------------------------------------------------------
+def test_table2_expansion_counts_dependencies_commands(today):
+    opt = GridOptions(profile="smoke", device="cpu", runs_dir="R", data_dir="D", python="PY")
+    cells = expand_grid(get_table("table2"), (UMAZE, "antmaze-umaze-v2"), ("bc", "awac"), (0, 1), opt)
+    assert len(cells) == 2 * 2 * (1 + 2 * 2)
+    assert [c.kind for c in cells[:4]] == ["manager"] * 4 and all(c.kind == "worker" for c in cells[4:])
+    by_key = {c.key: c for c in cells}
+    assert len(by_key) == len(cells)
+    ours, base = by_key[f"{UMAZE}/bc/manager/seed1"], by_key[f"{UMAZE}/bc/none/seed1"]
+    assert ours.depends_on == (f"{UMAZE}/manager/seed1",) and base.depends_on == ()
+    assert ours.run_dir == Path("R", UMAZE, "bc", "manager", "seed1")
+    assert ours.command == ("PY", "-m", "corl", "bc", "--env", UMAZE, "--seed", "1", "--intent", "manager",
+                            "--profile", "smoke", "--device", "cpu", "--runs_dir", "R", "--data_dir", "D")
+    assert by_key[f"{UMAZE}/manager/seed0"].command == (
+        "PY", "-m", "manager", "train", "--mode", "manager", "--env", UMAZE, "--seed", "0", "--profile", "smoke",
+        "--device", "cpu", "--runs-dir", "R", "--data-dir", "D")
+    unavailable = {c.key: c.unavailable for c in cells if c.unavailable}
+    assert len(unavailable) == 10 + 4  # every antmaze cell, awac on maze2d
+    assert unavailable["antmaze-umaze-v2/manager/seed0"] == "task antmaze-umaze-v2 not in the task layer yet"
+    assert unavailable[f"{UMAZE}/awac/manager/seed1"] == "worker awac not implemented yet"
+
+
+def test_default_grids_follow_the_paper():
+    opt = GridOptions()
+    sizes = {}
+    for name, table in TABLES.items():
+        envs, algos = resolve_envs(table, ""), resolve_algos(table, "")
+        cells = expand_grid(table, envs, algos, (0, 1, 2, 3, 4), opt)
+        sizes[name] = (len(envs), algos, len(cells))
+    assert sizes["table1"] == (14, (), 14 * 5 * 2)
+    assert sizes["table2"] == (14, PAPER_WORKERS, 14 * 5 * (1 + 6 * 2))
+    assert sizes["table3"] == (7, ABLATION_WORKERS, 7 * 5 * 4 * 2)
+    t1 = expand_grid(TABLES["table1"], (UMAZE,), (), (3,), opt)
+    assert [c.arm for c in t1] == [("td_mpc",), ("iql_td_mpc",)] and all(not c.depends_on for c in t1)
+    t3 = expand_grid(TABLES["table3"], ("halfcheetah-medium-v2",), ("bc",), (0,), opt)
+    assert [c.arm for c in t3] == [("bc", "none"), ("bc", "random")]  # no Manager for random intents
+    t2 = expand_grid(TABLES["table2"], ("halfcheetah-medium-v2",), ("bc",), (0,), opt)
+    assert t2[1].run_dir == t3[0].run_dir  # the baseline run is shared by tables 2 and 3
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_cell_commands_are_the_makefile_commands():
+    opt = GridOptions(profile="smoke", device="cpu", python="PY")
+    cells = {c.key: c for c in expand_grid(get_table("table2"), (UMAZE,), ("bc",), (1,), opt)
+             + expand_grid(get_table("table1"), (UMAZE,), (), (1,), opt)}
+    common = ["PYTHON=PY", f"ENV={UMAZE}", "SEED=1", "PROFILE=smoke", "DEVICE=cpu"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAKE")}
+
+    def make_n(*args: str) -> tuple[str, ...]:
+        out = subprocess.run(["make", "-s", "-n", *args, *common], cwd=ROOT, capture_output=True, text=True,
+                             env=env, check=True).stdout
+        return tuple(shlex.split(out.replace("\\\n", " ")))  # a recipe continued with a backslash
+
+    # the grid adds only --runs-dir / --runs_dir (here the default) to what make runs
+    assert make_n("manager") == cells[f"{UMAZE}/manager/seed1"].command[:-2]
+    assert make_n("flat", "MODE=td_mpc") == cells[f"{UMAZE}/td_mpc/seed1"].command[:-2]
+    assert make_n("worker", "ALGO=bc", "INTENT=manager") == cells[f"{UMAZE}/bc/manager/seed1"].command[:-2]
+
+
+def test_unknown_names_are_clear_errors(capsys):
+    with pytest.raises(ValueError, match="table1, table2, table3"):
+        get_table("table4")
+    t2, t3 = get_table("table2"), get_table(3)
+    with pytest.raises(ValueError, match="unknown env 'maze2d-umaz-v1'"):
+        resolve_envs(t2, "maze2d-umaz-v1")
+    with pytest.raises(ValueError, match="unknown worker 'bcq'"):
+        resolve_algos(t2, "bc,bcq")
+    with pytest.raises(ValueError, match="flat agents"):
+        resolve_algos(get_table("table1"), "bc")
+    with pytest.raises(ValueError, match="covers no maze2d"):
+        resolve_envs(t3, "maze2d")
+    assert resolve_envs(t3, "halfcheetah") == ("halfcheetah-medium-v2", "halfcheetah-medium-replay-v2",
+                                                "halfcheetah-medium-expert-v2")
+    assert parse_seeds("0-2,4,1") == (0, 1, 2, 4)
+    with pytest.raises(ValueError, match="--seeds"):
+        parse_seeds("zero")
+    assert runs_main(["table2", "--envs", "nowhere-v0", "--dry-run"]) == 2
+    assert "unknown env 'nowhere-v0'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        runs_main(["table9"])
+
+
+def test_dry_run_lists_states_and_commands_and_writes_nothing(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    assert runs_main(["table1", "--envs", UMAZE, "--seeds", "0", "--runs-dir", str(runs), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "--mode td_mpc" in out and "--mode iql_td_mpc" in out and out.count("missing") == 2
+    assert not runs.exists()
+
+
+# --- cell state, skip / resume ---------------------------------------------------------------------------
+def test_cell_state_from_manifest_and_final(tmp_path):
+    cell = umaze_grid(tmp_path)[f"{UMAZE}/bc/none/seed0"]
+    cell.run_dir.mkdir(parents=True)
+    assert m.cell_state(cell) == m.MISSING
+    command = [sys.executable, "-c", "import time; time.sleep(30)"]
+    proc = subprocess.Popen(command)
+    try:
+        m.write_manifest(cell.manifest_path, {"status": "running", "host": socket.gethostname(), "pid": proc.pid,
+                                              "command": command})
+        assert m.cell_state(cell) == m.RUNNING
+        m.write_manifest(cell.manifest_path, {"status": "running", "host": socket.gethostname(), "pid": proc.pid,
+                                              "command": ["something", "else"]})
+        assert m.cell_state(cell) == m.INTERRUPTED  # a reused pid does not count
+    finally:
+        proc.kill()
+        proc.wait()
+    m.write_manifest(cell.manifest_path, {"status": "running", "host": socket.gethostname(), "pid": proc.pid,
+                                          "command": command})
+    assert m.cell_state(cell) == m.INTERRUPTED  # killed
+    other_host = {"status": "running", "host": "elsewhere", "pid": 1}
+    m.write_manifest(cell.manifest_path, {**other_host, "heartbeat_unix": time.time()})
+    assert m.cell_state(cell) == m.RUNNING
+    m.write_manifest(cell.manifest_path, {**other_host, "heartbeat_unix": time.time() - 1000})
+    assert m.cell_state(cell) == m.INTERRUPTED  # no heartbeat for longer than STALE_AFTER_S
+    m.write_manifest(cell.manifest_path, {"status": "done"})
+    assert m.cell_state(cell) == m.FAILED  # done without final.json: run again
+    cell.final_path.write_text("{}")
+    assert m.cell_state(cell) == m.DONE
+
+
+def test_scheduler_skips_done_reruns_failed_and_interrupted_blocks_dependents(tmp_path):
+    events = tmp_path / "events.txt"
+    cells = umaze_grid(tmp_path)
+    k = {name: f"{UMAZE}/{name}" for name in ("manager/seed0", "manager/seed1", "bc/none/seed0", "bc/none/seed1",
+                                               "bc/manager/seed0", "bc/manager/seed1")}
+    grid = {key: fake(c, events, sleep_s=0.3) for key, c in cells.items()}
+    grid[k["manager/seed1"]] = fake(cells[k["manager/seed1"]], events, code=3)
+    done_before = grid[k["bc/none/seed0"]]
+    done_before.run_dir.mkdir(parents=True)
+    done_before.final_path.write_text('{"normalized_score": 5}')
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    killed = grid[k["bc/none/seed1"]]
+    killed.run_dir.mkdir(parents=True)
+    m.write_manifest(killed.manifest_path, {"status": "running", "host": socket.gethostname(),
+                                            "pid": int(dead.stdout), "attempt": 1})
+    failed_before = grid[k["manager/seed0"]]
+    failed_before.run_dir.mkdir(parents=True)
+    m.write_manifest(failed_before.manifest_path, {"status": "failed", "attempt": 2, "return_code": 1})
+
+    lines: list[str] = []
+    result = run_grid(list(grid.values()), LocalEngine(), 2, job_for, poll_s=0.05, echo=lines.append)
+
+    assert result.outcomes == {k["manager/seed0"]: DONE, k["manager/seed1"]: FAILED, k["bc/none/seed0"]: SKIPPED,
+                               k["bc/none/seed1"]: DONE, k["bc/manager/seed0"]: DONE, k["bc/manager/seed1"]: BLOCKED}
+    assert result.failed == [k["manager/seed1"]] and result.return_codes[k["manager/seed1"]] == 3
+    assert k["manager/seed1"] in result.reasons[k["bc/manager/seed1"]]
+    ran = read_events(events)
+    started = {key for what, key in ran if what == "start"}
+    assert started == {f"{k[n]}" for n in ("manager/seed0", "manager/seed1", "bc/none/seed1", "bc/manager/seed0")}
+    assert ran[("start", k["bc/manager/seed0"])] >= ran[("end", k["manager/seed0"])]  # after its Manager
+    intervals = [(ran[("start", key)], ran.get(("end", key), ran[("start", key)])) for key in started]
+    assert max(sum(s <= t < e for s, e in intervals) for t, _ in intervals) <= 2  # JOBS=2 at most
+    resumed = m.read_manifest(killed.manifest_path)
+    assert (resumed["status"], resumed["attempt"], resumed["return_code"]) == ("done", 2, 0)
+    assert resumed["git_commit"] == "abcdef1234567" and resumed["end_time"] >= resumed["start_time"]
+    assert "fake cell running" in killed.log_path.read_text()
+    assert m.read_manifest(failed_before.manifest_path)["attempt"] == 3
+    failure = m.read_manifest(grid[k["manager/seed1"]].manifest_path)
+    assert (failure["status"], failure["return_code"], failure["error"]) == ("failed", 3, "error: fake failure")
+    assert not grid[k["bc/manager/seed1"]].run_dir.exists()  # blocked: never started
+    assert any("FAILED" in line and "error: fake failure" in line for line in lines)
+
+    # the next invocation re-runs only the failed Manager and the cell it blocked
+    events.unlink()
+    grid[k["manager/seed1"]] = fake(cells[k["manager/seed1"]], events)
+    again = run_grid(list(grid.values()), LocalEngine(), 2, job_for, poll_s=0.05, echo=lines.append)
+    assert again.count(SKIPPED) == 4 and again.count(DONE) == 2 and not again.failed
+    assert {key for what, key in read_events(events) if what == "start"} == {k["manager/seed1"], k["bc/manager/seed1"]}
+
+
+def test_scheduler_waits_for_a_cell_running_elsewhere_and_cancel_stops_a_cell(tmp_path):
+    events = tmp_path / "events.txt"
+    cells = umaze_grid(tmp_path, seeds=(0,))
+    manager, ours = cells[f"{UMAZE}/manager/seed0"], cells[f"{UMAZE}/bc/manager/seed0"]
+    manager = fake(manager, events, sleep_s=0.5)
+    manager.run_dir.mkdir(parents=True)
+    proc = subprocess.Popen(list(manager.command))  # "another grid process" is running the Manager
+    m.write_manifest(manager.manifest_path, {"status": "running", "host": socket.gethostname(), "pid": proc.pid,
+                                             "command": list(manager.command)})
+    lines: list[str] = []
+    result = run_grid([manager, fake(ours, events)], LocalEngine(), 1, job_for, poll_s=0.05, echo=lines.append)
+    proc.wait()
+    assert result.outcomes[ours.key] == DONE and any("running in another process" in ln for ln in lines)
+    ran = read_events(events)
+    assert ran[("start", ours.key)] >= ran[("end", manager.key)]
+
+    # a queued cell that another grid finishes meanwhile is not started again
+    pair = umaze_grid(tmp_path / "pair")
+    first, second = (fake(pair[f"{UMAZE}/bc/none/seed{s}"], tmp_path / "pair" / "events.txt", sleep_s=0.5)
+                     for s in (0, 1))
+    timer = threading.Timer(0.1, lambda: (second.run_dir.mkdir(parents=True), second.final_path.write_text("{}")))
+    timer.start()
+    taken = run_grid([first, second], LocalEngine(), 1, job_for, poll_s=0.05, echo=lines.append)
+    timer.join()
+    assert taken.outcomes == {first.key: DONE, second.key: SKIPPED} and not second.log_path.exists()
+
+    slow = fake(cells[f"{UMAZE}/bc/none/seed0"], events, sleep_s=60)
+    handle = LocalEngine().start(job_for(slow))
+    deadline = time.time() + 20
+    while (m.read_manifest(slow.manifest_path) or {}).get("status") != "running" and time.time() < deadline:
+        time.sleep(0.05)
+    pid = m.read_manifest(slow.manifest_path)["pid"]
+    handle.cancel()
+    handle.join(20)
+    stopped = m.read_manifest(slow.manifest_path)
+    assert handle.poll() is not None and stopped["status"] == "failed" and "interrupted" in stopped["note"]
+    assert not m.process_alive(pid)
+
+
+# --- aggregation and significance ------------------------------------------------------------------------
+def test_welch_known_answers_and_degenerate_cases():
+    base, ours = [1, 2, 3, 4, 5], [10, 12, 14, 13, 11]
+    res = welch_test(base, ours)
+    # by hand: both variances 2.5, t = 9 / sqrt(2.5/5 + 2.5/5) = 9, Welch df = 8
+    assert res.t == pytest.approx(9.0) and res.p == pytest.approx(2 * stats.t.sf(9.0, 8))
+    assert res.p == pytest.approx(stats.ttest_ind(ours, base, equal_var=False).pvalue) and res.verdict == GAIN
+    assert welch_test(ours, base).verdict == LOSS and welch_test(ours, base).marker() == " ↓"
+    assert welch_test([1, 2, 3], [1.5, 2.5, 2]).verdict == NO_CHANGE
+    assert welch_test([1, 2, 3], [5]).verdict == NOT_TESTED and welch_test([1, 2, 3], [5]).p is None
+    same = welch_test([0, 0, 0], [0, 0, 0])
+    assert (same.p, same.verdict) == (1.0, NO_CHANGE)
+    apart = welch_test([0, 0, 0], [1, 1, 1])
+    assert (apart.p, apart.verdict, apart.t) == (0.0, GAIN, math.inf)
+    one_constant = welch_test([0, 0, 0], [1, 2, 3])  # no RuntimeWarning escapes (pytest.ini makes it an error)
+    assert one_constant.t == pytest.approx(2 / math.sqrt(1 / 3)) and one_constant.verdict == NO_CHANGE
+    assert welch_test([1, 2], [3, 5], alpha=0.3).verdict == GAIN  # p = 0.199 (scipy)
+
+
+def write_result(cell, score: float, commit: str = "abcdef1234567", device: str = "cpu", gpus=None):
+    cell.run_dir.mkdir(parents=True, exist_ok=True)
+    cell.final_path.write_text(json.dumps({"normalized_score": score, "device": device, "profile": "paper",
+                                           "steps": 500_000 if cell.arm[-1] == "none" else 200_000}))
+    m.write_manifest(cell.manifest_path, {"status": "done", "git_commit": commit, "git_dirty": False,
+                                          "device": {"resolved": device, "gpus": gpus}})
+
+
+def test_aggregation_tables_and_plot_with_known_answers(tmp_path, today):
+    table, seeds = get_table("table2"), (0, 1, 2, 3, 4)
+    envs, algos = (UMAZE, "maze2d-medium-v1", "maze2d-large-v1", "antmaze-umaze-v2"), ("bc", "awac")
+    cells = expand_grid(table, envs, algos, seeds, GridOptions(runs_dir=str(tmp_path / "runs")))
+    c = {cell.key: cell for cell in cells}
+    for seed, (b, o) in enumerate(zip([1, 2, 3, 4, 5], [10, 12, 14, 13, 11])):
+        write_result(c[f"{UMAZE}/bc/none/seed{seed}"], b, device="cuda", gpus=["NVIDIA H100"])
+        write_result(c[f"{UMAZE}/bc/manager/seed{seed}"], o, device="cuda", gpus=["NVIDIA H100"])
+        write_result(c[f"{UMAZE}/manager/seed{seed}"], 0.0)
+    for seed, b in enumerate([50, 52, 54]):
+        write_result(c[f"maze2d-medium-v1/bc/none/seed{seed}"], b)
+    for seed, o in enumerate([40, 41]):
+        write_result(c[f"maze2d-medium-v1/bc/manager/seed{seed}"], o, commit="1234567fedcba")
+    failed = c["maze2d-medium-v1/bc/manager/seed2"]
+    failed.run_dir.mkdir(parents=True)
+    m.write_manifest(failed.manifest_path, {"status": "failed", "error": "error: training diverged"})
+    write_result(c["maze2d-large-v1/bc/none/seed0"], 7.0)
+    write_result(c["maze2d-large-v1/bc/manager/seed0"], 9.0)
+    # learning curves: seed 0 logs steps 100, 200; seed 1 steps 100, 200, 300 (rows without eval skipped)
+    (c[f"{UMAZE}/bc/none/seed0"].run_dir / "metrics.csv").write_text(
+        "step,loss,eval_normalized_score\n50,1.0,\n100,0.9,1\n200,0.8,3\n")
+    (c[f"{UMAZE}/bc/none/seed1"].run_dir / "metrics.csv").write_text(
+        "step,loss,eval_normalized_score\n100,0.9,3\n200,0.8,5\n300,0.7,7\n")
+
+    result = aggregate(table, cells, envs, algos, seeds)
+    umaze = result.entry(UMAZE, "BC")
+    assert (umaze.baseline.mean, umaze.ours.mean) == (3.0, 12.0)
+    assert umaze.baseline.std == pytest.approx(math.sqrt(2.5)) and umaze.ours.std == pytest.approx(math.sqrt(2.5))
+    assert umaze.welch.verdict == GAIN and umaze.welch.p == pytest.approx(2 * stats.t.sf(9.0, 8))
+    medium = result.entry("maze2d-medium-v1", "BC")
+    assert medium.ours.values == [40.0, 41.0] and medium.ours.std == pytest.approx(math.sqrt(0.5))
+    assert medium.welch.p == pytest.approx(stats.ttest_ind([40, 41], [50, 52, 54], equal_var=False).pvalue)
+    assert medium.welch.verdict == LOSS and medium.ours.progress() == "2/5 seeds; 1 failed, 2 missing"
+    large = result.entry("maze2d-large-v1", "BC")
+    assert large.welch.verdict == NOT_TESTED and large.baseline.score_text() == "7.0 (1 seed)"
+    assert result.entry(UMAZE, "AWAC").baseline.unavailable == "worker awac not implemented yet"
+    assert result.managers[UMAZE].progress() == "5/5 seeds"
+    assert profile_warning(result, "paper") is None and "not quick" in profile_warning(result, "quick")
+
+    curve = learning_curve([c[f"{UMAZE}/bc/none/seed{s}"] for s in seeds])
+    assert curve.steps.tolist() == [100, 200, 300] and curve.mean.tolist() == [2.0, 4.0, 7.0]
+    np.testing.assert_allclose(curve.std, [math.sqrt(2), math.sqrt(2), 0.0])
+    assert curve.count.tolist() == [2, 2, 1]
+
+    plot = write_plot(result, cells, tmp_path / "runs" / "table2.png")
+    md_path, csv_path = write_reports(result, tmp_path / "runs", 0.05, "python -m runs table2", plot.name)
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    md = md_path.read_text()
+    assert "**3.0 ± 1.6 → 12.0 ± 1.6** ↑<br>5/5 seeds → 5/5 seeds; p " in md
+    assert "**52.0 ± 2.0 → 40.5 ± 0.7** ↓<br>3/5 seeds; 2 missing → 2/5 seeds; 1 failed, 2 missing" in md
+    assert "7.0 (1 seed) → 9.0 (1 seed)**<br>1/5 seeds; 4 missing → 1/5 seeds; 4 missing; p n/a" in md
+    assert "unavailable: worker awac not implemented yet<br>paper: 77 ± 38 → 78 ± 5" in md
+    assert "unavailable: task antmaze-umaze-v2 not in the task layer yet<br>paper: 52 ± 6 → 78 ± 2" in md
+    assert "paper: 3 ± 4 → 64 ± 9" in md and "p < 0.05" in md
+    assert "abcdef1 (20 cells)" in md and "1234567 (2 cells)" in md and "cuda (NVIDIA H100) (10 cells)" in md
+    assert "maze2d-medium-v1/bc/manager/seed2`: failed: error: training diverged" in md
+    rows = {(r["env"], r["column"]): r for r in csv.DictReader(csv_path.open())}
+    assert len(rows) == len(envs) * len(algos)
+    row = rows[(UMAZE, "BC")]
+    assert float(row["baseline_mean"]) == 3.0 and float(row["baseline_std"]) == pytest.approx(math.sqrt(2.5), 1e-5)
+    assert float(row["welch_p"]) == pytest.approx(umaze.welch.p, rel=1e-5) and row["verdict"] == GAIN
+    assert row["baseline_scores"] == "0:1;1:2;2:3;3:4;4:5" and row["ours_n"] == "5"
+    assert (row["paper_baseline_mean"], row["paper_ours_mean"], row["paper_ours_std"]) == ("3", "64", "9")
+    assert rows[("antmaze-umaze-v2", "AWAC")]["unavailable"] == "task antmaze-umaze-v2 not in the task layer yet"
+
+
+def test_paper_numbers_for_every_entry_of_every_table():
+    numbers = published_numbers()
+    assert len(numbers) == 14 * 5 + 14 * 6 * 2 + 7 * 4 * 2
+    for table in TABLES.values():
+        result = aggregate(table, [], table.datasets, table.default_algos, (0,))
+        assert all(e.paper_baseline is not None and e.paper_ours is not None for e in result.entries)
+        assert len(result.entries) == len(table.datasets) * max(len(table.default_algos), 1)
+    table1 = aggregate(TABLES["table1"], [], PAPER_DATASETS, (), (0,))
+    assert all(set(table1.published_other[env]) == {"IQL", "TT", "TAP"} for env in PAPER_DATASETS)
+    assert published(2, "maze2d-large-v1", ("bc", "none")) == (p := published(2, "maze2d-large-v1", "bc/none"))
+    assert (p.mean, p.std) == (-1.0, 0.5)
+    assert (published(2, "maze2d-large-v1", "bc/manager").mean, published(2, "maze2d-large-v1", "bc/manager").std) \
+        == (94.0, 8.0)
+    assert published(1, "maze2d-medium-v1", "iql_td_mpc").text() == "161 ± 11.3"
+    assert published(1, "maze2d-medium-v1", "TAP").mean == -3.9
+    assert published(3, "antmaze-large-play-v2", "iql/random").mean == 25.0
+    assert published(3, "halfcheetah-medium-expert-v2", "bc/random").std == 5.0
+    assert published(2, UMAZE, "bc_10/none") is None
+
+
+# --- end to end ------------------------------------------------------------------------------------------
+def test_smoke_grid_end_to_end_through_the_entry_points(tmp_path, data_dir, capsys):
+    runs = tmp_path / "runs"
+    argv = ["table2", "--envs", UMAZE, "--algos", "bc", "--seeds", "0,1", "--profile", "smoke", "--device", "cpu",
+            "--jobs", "2", "--runs-dir", str(runs), "--data-dir", str(data_dir)]
+    assert runs_main(argv) == 0
+    assert "6 done" in capsys.readouterr().out
+    for name in ("table2.md", "table2.csv", "table2.png"):
+        assert (runs / name).stat().st_size > 0
+    md = (runs / "table2.md").read_text()
+    row = next(csv.DictReader((runs / "table2.csv").open()))
+    assert (row["baseline_n"], row["ours_n"]) == ("2", "2") and row["verdict"] != NOT_TESTED
+    scores = [float(s.split(":")[1]) for s in row["ours_scores"].split(";")]
+    assert float(row["ours_mean"]) == pytest.approx(np.mean(scores))
+    assert f"| {UMAZE} | **" in md and f"2/2 seeds → 2/2 seeds; p {float(row['welch_p']):.3g}" in md
+    assert "<br>paper: 3 ± 4 → 64 ± 9" in md and f"| {UMAZE} | 2/2 seeds |" in md and "smoke (6 cells)" in md
+    for arm, seed in (("manager", 0), ("manager", 1), ("bc/none", 0), ("bc/manager", 1)):
+        run_dir = runs / UMAZE / arm / f"seed{seed}"
+        manifest = json.loads((run_dir / "manifest.json").read_text())
+        assert (manifest["status"], manifest["attempt"], manifest["return_code"]) == ("done", 1, 0)
+        assert manifest["device"]["resolved"] == "cpu" and manifest["run_config"] and manifest["git_commit"]
+        assert manifest["command"][1:3] == (["-m", "manager"] if arm == "manager" else ["-m", "corl"])
+        assert (run_dir / "cell.log").stat().st_size > 0 and (run_dir / "final.json").is_file()
+    assert runs_main(argv) == 0  # everything is done: nothing runs again
+    assert "6 done before" in capsys.readouterr().out
+    assert json.loads((runs / UMAZE / "manager" / "seed0" / "manifest.json").read_text())["attempt"] == 1
+
+
+def test_submitit_local_executor_runs_a_cell(tmp_path):
+    pytest.importorskip("submitit")
+    from runs.submitit_engine import SubmititEngine
+
+    events = tmp_path / "events.txt"
+    cell = fake(umaze_grid(tmp_path, seeds=(0,))[f"{UMAZE}/bc/none/seed0"], events, score=42.0)
+    engine = SubmititEngine(tmp_path / "submitit", cluster="local", timeout_min=5, gpus_per_cell=0)
+    result = run_grid([cell], engine, 1, job_for, poll_s=0.1, echo=lambda line: None)
+    assert result.outcomes == {cell.key: DONE}
+    manifest = m.read_manifest(cell.manifest_path)
+    assert (manifest["status"], manifest["engine"], manifest["return_code"]) == ("done", "submitit:local", 0)
+    assert json.loads(cell.final_path.read_text())["normalized_score"] == 42.0
+    assert "fake cell running" in cell.log_path.read_text()
+
+
+def test_aggregate_only_shows_missing_cells(tmp_path, today):
+    runs = tmp_path / "runs"
+    assert runs_main(["table3", "--envs", "antmaze-large-play-v2,halfcheetah-medium-v2", "--algos", "bc,iql",
+                      "--seeds", "0,1", "--runs-dir", str(runs), "--aggregate-only"]) == 0
+    md = (runs / "table3.md").read_text()
+    assert md.count("unavailable: task antmaze-large-play-v2 not in the task layer yet") == 2
+    assert "unavailable: task halfcheetah-medium-v2 not in the task layer yet<br>paper: 47 ± 0.3 → 47 ± 0.1" in md
+    assert UNAVAILABLE in md and "16 unavailable" in md
