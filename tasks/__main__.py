@@ -44,7 +44,8 @@ class GenerateConfig:
 @dataclass
 class EvaluateConfig:
     env: str = config_field(None, "D4RL task name, e.g. maze2d-umaze-v1", positional=True)
-    policy: str = config_field("controller", "scripted policy: random, or the task's own (maze2d: controller)")
+    policy: str = config_field("controller", "scripted policy: random, or the task's own "
+                               "(maze2d: controller; antmaze: expert, expert-mean, expert-noisy)")
     episodes: int = config_field(100, "number of evaluation episodes")
     seed: int = config_field(0, "evaluation seed (episode e starts from reset seed (seed, e))")
     d4rl_protocol: bool = config_field(
@@ -108,6 +109,8 @@ def _print_result(result: dict) -> None:
     print(f"env={result['env']} policy={result['policy']} protocol={result['protocol']} "
           f"episodes={result['episodes']} seed={result['seed']}")
     print(f"mean_return={result['mean_return']:.4f} std_return={result['std_return']:.4f}")
+    if "success_rate" in result:
+        print(f"success_rate={result['success_rate']:.4f}")
     print(f"normalized_score={result['normalized_score']:.4f}")
 
 
@@ -132,6 +135,8 @@ def cmd_evaluate(cfg: EvaluateConfig) -> int:
               "normalized_score": float(scores.mean()), "normalized_score_std": float(scores.std()),
               "wall_time_s": time.perf_counter() - start, "code_version": code_version(),
               "config": asdict(cfg)}
+    if get_task(cfg.env).domain == "antmaze":  # return 1 exactly when the goal is reached
+        result["success_rate"] = float((returns >= 1.0).mean())
     run.finish(result)
     _print_result(result)
     return 0

@@ -1,7 +1,8 @@
 """Batched policy evaluation and D4RL's normalised score.
 
 A batch policy maps observations (num_envs, obs_dim) to actions (num_envs, act_dim) and may
-have `reset(episode_ids)`, called with the ids of the episodes that start in each env slot, and
+have `reset(episode_ids)`, called with the ids of the episodes that start in each env slot,
+`reset_info(info)`, called right after it with the vector env's reset info (e.g. antmaze goals), and
 `observe(rewards)`, called with the (num_envs,) rewards after every env step (e.g. a Decision
 Transformer lowers its returns-to-go with them).
 Episode e always starts from reset seed (seed, e), so returns do not depend on num_envs.
@@ -59,9 +60,11 @@ def evaluate_policy(name: str, policy: BatchPolicy, episodes: int, seed: int = 0
     with progress_bar(total=episodes, desc=f"evaluate {name}", enabled=show_progress, unit="ep") as bar:
         for r in range(rounds):
             ids = np.arange(r * num_envs, (r + 1) * num_envs)  # the last round may run extra episodes
-            obs, _ = envs.reset(seed=[episode_seed(seed, int(e)) for e in ids])
+            obs, info = envs.reset(seed=[episode_seed(seed, int(e)) for e in ids])
             if hasattr(policy, "reset"):
                 policy.reset(ids)
+            if hasattr(policy, "reset_info"):  # scripted goal-reaching policies read the goals
+                policy.reset_info(info)
             total = np.zeros(num_envs)
             alive = np.ones(num_envs, bool)
             while alive.any():
@@ -70,6 +73,10 @@ def evaluate_policy(name: str, policy: BatchPolicy, episodes: int, seed: int = 0
                     policy.observe(reward)
                 total += np.where(alive, reward, 0.0)
                 alive &= ~(terminated | truncated)
+                if alive.any() and (terminated | truncated).any():
+                    # a vector env without auto-reset refuses to step a finished env: restart the
+                    # finished ones (their further steps are ignored) until the round ends
+                    obs, _ = envs.reset(options={"reset_mask": terminated | truncated})
             valid = ids < episodes
             returns[ids[valid]] = total[valid]
             bar.update(int(valid.sum()))

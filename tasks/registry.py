@@ -86,3 +86,22 @@ def _register_maze2d() -> None:
 
 
 _register_maze2d()
+
+
+def _register_antmaze() -> None:
+    from tasks.antmaze import (ANTMAZE_TASKS, EXPERT_MODES, generate_antmaze_task, make_antmaze_env,
+                               make_expert_factory)
+
+    for name, (recipe, limit, file_name, url) in ANTMAZE_TASKS.items():
+        register(TaskSpec(
+            name=name, domain="antmaze", make_env=lambda maze=recipe.maze: make_antmaze_env(maze),
+            max_episode_steps=limit, ref_min_score=0.0, ref_max_score=1.0,
+            obs_dim=29, act_dim=8, dataset_file=file_name, dataset_url=url,
+            generate=generate_antmaze_task, default_dataset_steps=1_000_000,
+            dataset_keys=("observations", "actions", "rewards", "terminals", "timeouts",
+                          "infos/goal", "infos/qpos", "infos/qvel"),
+            scripted_policies={policy: make_expert_factory(mode) for policy, mode in EXPERT_MODES.items()},
+        ))
+
+
+_register_antmaze()
