@@ -17,6 +17,7 @@ from manager.trainer import TrainConfig, Trainer, resolve
 ENV = "maze2d-umaze-v1"
 ROOT = Path(__file__).resolve().parents[1]
 WORKER_FILES = sorted(p for p in (ROOT / "corl").glob("*.py") if not p.name.startswith("__"))
+assert {p.stem for p in WORKER_FILES} == {"any_percent_bc", "awac", "cql", "dt", "idql", "iql", "td3_bc"}
 
 
 def toy_transitions() -> dict[str, np.ndarray]:
