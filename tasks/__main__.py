@@ -45,7 +45,8 @@ class GenerateConfig:
 class EvaluateConfig:
     env: str = config_field(None, "D4RL task name, e.g. maze2d-umaze-v1", positional=True)
     policy: str = config_field("controller", "scripted policy: random, or the task's own "
-                               "(maze2d: controller; antmaze: expert, expert-mean, expert-noisy)")
+                               "(maze2d: controller; antmaze: expert, expert-mean, expert-noisy; "
+                               "halfcheetah: medium, expert, medium-mean, expert-mean)")
     episodes: int = config_field(100, "number of evaluation episodes")
     seed: int = config_field(0, "evaluation seed (episode e starts from reset seed (seed, e))")
     d4rl_protocol: bool = config_field(

@@ -105,3 +105,21 @@ def _register_antmaze() -> None:
 
 
 _register_antmaze()
+
+
+def _register_halfcheetah() -> None:
+    from tasks.halfcheetah import (DATASET_KEYS, HALFCHEETAH_TASKS, MAX_EPISODE_STEPS, REF_MAX, REF_MIN,
+                                   SCRIPTED_POLICIES, dataset_steps, make_generator, make_halfcheetah_env)
+
+    for name, (kind, file_name) in HALFCHEETAH_TASKS.items():
+        register(TaskSpec(
+            name=name, domain="halfcheetah", make_env=make_halfcheetah_env,
+            max_episode_steps=MAX_EPISODE_STEPS, ref_min_score=REF_MIN, ref_max_score=REF_MAX,
+            obs_dim=17, act_dim=6, dataset_file=file_name,
+            dataset_url=f"{D4RL_SERVER}/gym_mujoco_v2/{file_name}", generate=make_generator(kind),
+            default_dataset_steps=dataset_steps(kind), dataset_keys=DATASET_KEYS,
+            scripted_policies=dict(SCRIPTED_POLICIES),
+        ))
+
+
+_register_halfcheetah()

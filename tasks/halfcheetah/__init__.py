@@ -1,0 +1,70 @@
+"""halfcheetah-{medium,medium-replay,medium-expert}-v2: gym's HalfCheetah (here gymnasium's v5
+dynamics on `mujoco`) and datasets made, as D4RL made them, with SAC policies of our own
+(tasks/halfcheetah/sac.py; snapshots in tasks/halfcheetah/assets/)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tasks.halfcheetah.env import HalfCheetahEnv
+
+ASSETS_DIR = Path(__file__).resolve().parent / "assets"
+
+REF_MIN, REF_MAX = -280.178953, 12135.0  # d4rl/infos.py, halfcheetah-*-v2
+MAX_EPISODE_STEPS = 1000
+DATASET_KEYS = ("observations", "actions", "rewards", "terminals", "timeouts", "next_observations",
+                "infos/action_log_probs", "infos/qpos", "infos/qvel")
+
+# name: (dataset kind, D4RL's file name)
+HALFCHEETAH_TASKS = {
+    "halfcheetah-medium-v2": ("medium", "halfcheetah_medium-v2.hdf5"),
+    "halfcheetah-medium-replay-v2": ("medium-replay", "halfcheetah_medium_replay-v2.hdf5"),
+    "halfcheetah-medium-expert-v2": ("medium-expert", "halfcheetah_medium_expert-v2.hdf5"),
+}
+D4RL_SIZES = {"medium": 1_000_000, "medium-replay": 202_000, "medium-expert": 2_000_000}
+
+
+def make_halfcheetah_env() -> HalfCheetahEnv:
+    return HalfCheetahEnv()
+
+
+def dataset_steps(kind: str) -> int:
+    """Default size: D4RL's, except medium-replay: the env steps of the run that made the committed
+    medium snapshot (its buffer up to the medium point), D4RL's 202,000 while there is none."""
+    if kind == "medium-replay":
+        sidecar = ASSETS_DIR / "medium.json"
+        if sidecar.is_file():
+            return int(json.loads(sidecar.read_text())["env_steps"])
+    return D4RL_SIZES[kind]
+
+
+def snapshot_policy(name: str, stochastic: bool):
+    """evaluate --policy entry: the committed `name` snapshot, sampled actions (as in the datasets)
+    or the deterministic tanh(mean)."""
+
+    def factory(spec, seed: int = 0, d4rl_protocol: bool = False):
+        from tasks.halfcheetah.policies import SnapshotPolicy, asset_path, load_snapshot
+
+        actor, _ = load_snapshot(asset_path(name), spec.obs_dim, spec.act_dim)
+        return SnapshotPolicy(actor, seed, stochastic)
+
+    return factory
+
+
+SCRIPTED_POLICIES = {
+    "medium": snapshot_policy("medium", stochastic=True),
+    "expert": snapshot_policy("expert", stochastic=True),
+    "medium-mean": snapshot_policy("medium", stochastic=False),
+    "expert-mean": snapshot_policy("expert", stochastic=False),
+}
+
+
+def make_generator(kind: str):
+    """TaskSpec.generate for one dataset kind: (spec, steps, seed, show_progress) -> arrays."""
+
+    def generate(spec, steps: int, seed: int, show_progress: bool = True):
+        from tasks.halfcheetah.generate import generate_halfcheetah
+
+        return generate_halfcheetah(kind, steps, seed, show_progress)
+
+    return generate

@@ -1,0 +1,487 @@
+"""Soft Actor-Critic (Haarnoja et al. 2018, the version with automatic entropy tuning) that trains
+the halfcheetah data-collection policies, as D4RL did with rlkit's SAC.
+
+    python -m tasks.halfcheetah.sac --help
+    nice -n 10 python -m tasks.halfcheetah.sac --total-steps 3000000   # resumes if interrupted
+
+- actor: tanh-Gaussian, trunk obs-256-256 (ReLU), heads mean and log_std (clipped to [-20, 2]);
+- critics: two Q networks (obs+act)-256-256-1, evaluated as one batched ensemble, with Polyak
+  targets (tau 0.005); target min(Q1', Q2') - alpha log pi, gamma 0.99, never-terminating env so
+  every transition bootstraps (time-limit ends are not terminals);
+- alpha: log alpha learned towards target entropy -act_dim, alpha starts at 1;
+- Adam lr 3e-4 for all three; batch 256; replay 1M; uniform random actions for the first 10,000
+  steps, then one gradient update (critic, actor, alpha, targets) per env step.
+
+Reproducibility: every random draw comes from the torch generator(s) seeded by --seed (network
+init, warm-up actions, batch indices, policy noise) or from per-episode reset seeds (seed, 0, k);
+evaluation is deterministic (tanh(mean)) on its own envs and draws nothing. Checkpoints are taken at
+episode boundaries and hold the generator states, so a resumed run continues bit for bit (same
+machine, device, thread count and torch version).
+
+Files (outside the work tree by default): <root>/halfcheetah/train/seed<k>/ with config.yaml,
+metrics.csv (one row per evaluation: returns, losses, alpha, updates/s), checkpoint.pt (atomic,
+torch.load(weights_only=True)), medium.pt/.json (the actor at the first evaluation whose return
+reaches --medium-return), best.pt/.json (the best actor so far), final.json. Copy medium.* and
+best.* into tasks/halfcheetah/assets/ (best as expert.*) to commit them.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from common.atomic import write_json_atomic
+from common.checkpoint import CheckpointError, load_checkpoint, save_atomic
+from common.cli import add_config_arguments, config_field, config_from_args
+from common.device import resolve_device
+from common.metrics import MetricWindow, TrainingDiverged
+from common.progress import progress_bar
+from common.run_dir import RunDir
+from tasks.halfcheetah.env import ACT_DIM, OBS_DIM, HalfCheetahEnv
+from tasks.halfcheetah.policies import LOG_STD_MAX, LOG_STD_MIN, save_snapshot
+
+CHECKPOINT_FORMAT = 1
+EPISODE_STEPS = 1000  # D4RL's (and gymnasium's) halfcheetah time limit
+REF_MIN, REF_MAX = -280.178953, 12135.0
+# settings that must match for a checkpoint to be resumed (total_steps etc. may change)
+TRAINING_KEYS = ("seed", "warmup_steps", "batch_size", "buffer_size", "hidden", "lr", "gamma", "tau",
+                 "init_alpha", "target_entropy", "eval_every", "eval_episodes", "checkpoint_every",
+                 "medium_return")
+
+
+@dataclass
+class SACConfig:
+    total_steps: int = config_field(1_000_000, "env steps to train for (one gradient update per env step "
+                                               "after the warm-up); a resumed run may raise it")
+    seed: int = config_field(0, "seed of everything (network init, warm-up actions, batches, noise, resets)")
+    warmup_steps: int = config_field(10_000, "uniform random actions (and no updates) for this many first steps")
+    batch_size: int = config_field(256, "minibatch size")
+    buffer_size: int = config_field(1_000_000, "replay buffer capacity (oldest transitions dropped beyond it)")
+    hidden: int = config_field(256, "width of the two hidden layers of actor and critics")
+    lr: float = config_field(3e-4, "Adam learning rate of actor, critics and alpha")
+    gamma: float = config_field(0.99, "discount")
+    tau: float = config_field(0.005, "Polyak rate of the target critics")
+    init_alpha: float = config_field(1.0, "initial entropy temperature")
+    target_entropy: float | None = config_field(None, "entropy target of alpha tuning (default: -act_dim = -6)")
+    eval_every: int = config_field(5_000, "evaluate (deterministic actions) every this many env steps; "
+                                          "a multiple of the 1000-step episode")
+    eval_episodes: int = config_field(5, "episodes per evaluation")
+    checkpoint_every: int = config_field(20_000, "write checkpoint.pt every this many env steps (a multiple of "
+                                                 "1000: checkpoints fall on episode boundaries)")
+    medium_return: float = config_field(
+        4800.0, "evaluation return at which the medium snapshot is taken (D4RL's medium policy: normalised "
+                "40-45, i.e. return 4690-5310; about one third of the expert's normalised score)")
+    device: str = config_field("cpu", "cpu, cuda or auto")
+    threads: int = config_field(1, "torch CPU threads (1: share the machine, and bit-exact resumes)")
+    root: str = config_field("~/.cache/iql_td_mpc/sac", "folder of the training runs: "
+                                                       "<root>/halfcheetah/train/seed<k>/")
+    resume: bool = config_field(True, "continue from the run's checkpoint.pt when there is one")
+    progress: bool = config_field(True, "show a progress bar")
+
+
+def reset_seed(*words: int) -> int:
+    return int(np.random.SeedSequence([int(w) for w in words]).generate_state(1)[0])
+
+
+# --- networks --------------------------------------------------------------------------------
+class Actor(nn.Module):
+    def __init__(self, obs_dim: int, act_dim: int, hidden: int):
+        super().__init__()
+        self.trunk = nn.Sequential(nn.Linear(obs_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU())
+        self.mean = nn.Linear(hidden, act_dim)
+        self.log_std = nn.Linear(hidden, act_dim)
+
+    def forward(self, obs: Tensor) -> tuple[Tensor, Tensor]:
+        h = self.trunk(obs)
+        return self.mean(h), self.log_std(h).clamp(LOG_STD_MIN, LOG_STD_MAX)
+
+    def sample(self, obs: Tensor) -> tuple[Tensor, Tensor]:
+        """(tanh-squashed action, its log-probability), reparameterised."""
+        mean, log_std = self(obs)
+        eps = torch.randn_like(mean)
+        u = mean + log_std.exp() * eps
+        # log N(u; mean, std) - sum log(1 - tanh(u)^2), the latter as 2 (log 2 - u - softplus(-2u))
+        logp = (-0.5 * eps.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+        logp = logp - (2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))).sum(-1)
+        return torch.tanh(u), logp
+
+
+class EnsembleLinear(nn.Module):
+    """`n` independent Linear layers applied as one batched matmul: (n, B, fin) -> (n, B, fout)."""
+
+    def __init__(self, n: int, fin: int, fout: int):
+        super().__init__()
+        bound = 1.0 / math.sqrt(fin)  # nn.Linear's default init range
+        self.weight = nn.Parameter(torch.empty(n, fin, fout).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(n, 1, fout).uniform_(-bound, bound))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.baddbmm(self.bias, x, self.weight)
+
+
+class TwinCritic(nn.Module):
+    def __init__(self, obs_dim: int, act_dim: int, hidden: int, n: int = 2):
+        super().__init__()
+        self.n = n
+        self.net = nn.Sequential(EnsembleLinear(n, obs_dim + act_dim, hidden), nn.ReLU(),
+                                 EnsembleLinear(n, hidden, hidden), nn.ReLU(), EnsembleLinear(n, hidden, 1))
+
+    def forward(self, obs: Tensor, act: Tensor) -> Tensor:
+        x = torch.cat([obs, act], -1).unsqueeze(0).expand(self.n, -1, -1)
+        return self.net(x).squeeze(-1)  # (n, B)
+
+
+# --- the learner ---------------------------------------------------------------------------
+class SAC:
+    def __init__(self, cfg: SACConfig, obs_dim: int, act_dim: int, device: torch.device):
+        self.cfg, self.device = cfg, device
+        self.actor = Actor(obs_dim, act_dim, cfg.hidden).to(device)
+        self.critic = TwinCritic(obs_dim, act_dim, cfg.hidden).to(device)
+        self.critic_target = TwinCritic(obs_dim, act_dim, cfg.hidden).to(device)
+        self.critic_target.load_state_dict(self.critic.state_dict())
+        self.critic_target.requires_grad_(False)
+        self.log_alpha = torch.tensor(math.log(cfg.init_alpha), device=device, requires_grad=True)
+        self.target_entropy = -float(act_dim) if cfg.target_entropy is None else float(cfg.target_entropy)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.lr)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.lr)
+        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.lr)
+        self._critic_params = list(self.critic.parameters())
+        self._target_params = list(self.critic_target.parameters())
+
+    def update(self, obs: Tensor, act: Tensor, rew: Tensor, next_obs: Tensor, done: Tensor) -> dict[str, Tensor]:
+        """One SAC step on a batch: critics, then actor (against the updated critics), then alpha,
+        then the targets. Returns detached scalar metrics (still on the device)."""
+        cfg = self.cfg
+        alpha = self.log_alpha.detach().exp()
+        with torch.no_grad():
+            next_act, next_logp = self.actor.sample(next_obs)
+            next_q = self.critic_target(next_obs, next_act).min(0).values
+            target = rew + cfg.gamma * (1.0 - done) * (next_q - alpha * next_logp)
+        q = self.critic(obs, act)
+        critic_loss = (q - target).pow(2).mean(1).sum()  # sum of the two critics' MSEs
+        self.critic_opt.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.critic_opt.step()
+
+        self.critic.requires_grad_(False)  # the actor loss needs dQ/da only
+        new_act, logp = self.actor.sample(obs)
+        q_pi = self.critic(obs, new_act).min(0).values
+        actor_loss = (alpha * logp - q_pi).mean()
+        self.actor_opt.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        self.actor_opt.step()
+        self.critic.requires_grad_(True)
+
+        alpha_loss = -(self.log_alpha * (logp.detach() + self.target_entropy)).mean()
+        self.alpha_opt.zero_grad(set_to_none=True)
+        alpha_loss.backward()
+        self.alpha_opt.step()
+
+        with torch.no_grad():
+            torch._foreach_lerp_(self._target_params, self._critic_params, cfg.tau)
+        return {"critic_loss": critic_loss.detach(), "actor_loss": actor_loss.detach(),
+                "alpha": alpha, "entropy": -logp.detach().mean(), "q": q.detach().mean()}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
+                "critic_target": self.critic_target.state_dict(), "log_alpha": self.log_alpha.detach().clone(),
+                "actor_opt": self.actor_opt.state_dict(), "critic_opt": self.critic_opt.state_dict(),
+                "alpha_opt": self.alpha_opt.state_dict()}
+
+    def load_state_dict(self, sd: dict[str, Any]) -> None:
+        self.actor.load_state_dict(sd["actor"])
+        self.critic.load_state_dict(sd["critic"])
+        self.critic_target.load_state_dict(sd["critic_target"])
+        with torch.no_grad():
+            self.log_alpha.copy_(sd["log_alpha"])
+        self.actor_opt.load_state_dict(sd["actor_opt"])
+        self.critic_opt.load_state_dict(sd["critic_opt"])
+        self.alpha_opt.load_state_dict(sd["alpha_opt"])
+
+
+class ReplayBuffer:
+    """Transitions in arrival order (a ring once full), on the training device. Beside what SAC
+    needs it keeps what a D4RL file holds: timeouts, the action's log-probability, the x position."""
+
+    FIELDS = {"observations": OBS_DIM, "actions": ACT_DIM, "rewards": 0, "next_observations": OBS_DIM,
+              "terminals": 0, "timeouts": 0, "action_log_probs": 0, "x_positions": 0}
+
+    def __init__(self, capacity: int, device: torch.device):
+        self.capacity, self.device = capacity, device
+        self.data = {k: torch.zeros((capacity, d) if d else (capacity,), dtype=torch.float32, device=device)
+                     for k, d in self.FIELDS.items()}
+        self.size = 0   # filled rows
+        self.added = 0  # transitions ever added
+
+    def add(self, **row) -> None:
+        i = self.added % self.capacity
+        for k, v in row.items():
+            self.data[k][i] = torch.as_tensor(v, dtype=torch.float32)
+        self.added += 1
+        self.size = min(self.size + 1, self.capacity)
+
+    def sample(self, batch_size: int) -> tuple[Tensor, ...]:
+        idx = torch.randint(0, self.size, (batch_size,)).to(self.device)
+        d = self.data
+        return (d["observations"][idx], d["actions"][idx], d["rewards"][idx], d["next_observations"][idx],
+                d["terminals"][idx])
+
+    def ordered(self) -> dict[str, Tensor]:
+        """The filled rows, oldest first (CPU copies)."""
+        start = self.added % self.capacity if self.added > self.capacity else 0
+        order = torch.arange(start, start + self.size) % self.capacity
+        return {k: v[order.to(self.device)].cpu() for k, v in self.data.items()}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"size": self.size, "added": self.added,
+                "data": {k: v[:self.size].cpu().clone() for k, v in self.data.items()}}
+
+    def load_state_dict(self, sd: dict[str, Any]) -> None:
+        self.size, self.added = int(sd["size"]), int(sd["added"])
+        for k, v in sd["data"].items():
+            self.data[k][:self.size] = v.to(self.device)
+
+
+def to_d4rl(buffer: ReplayBuffer) -> dict[str, np.ndarray]:
+    """The buffer as a D4RL-layout dataset (medium-replay): arrays oldest first, infos as D4RL's."""
+    d = {k: v.numpy() for k, v in buffer.ordered().items()}
+    obs = d["observations"]
+    return {
+        "observations": obs, "actions": d["actions"], "rewards": d["rewards"],
+        "next_observations": d["next_observations"], "terminals": d["terminals"] > 0.5,
+        "timeouts": d["timeouts"] > 0.5, "infos/action_log_probs": d["action_log_probs"],
+        "infos/qpos": np.concatenate([d["x_positions"][:, None], obs[:, :8]], 1), "infos/qvel": obs[:, 8:].copy(),
+    }
+
+
+# --- the training run ------------------------------------------------------------------------
+class Trainer:
+    """One seeded SAC run. `run_dir=None` keeps everything in memory (used to regenerate
+    medium-replay and by the tests)."""
+
+    def __init__(self, cfg: SACConfig, run_dir: RunDir | None = None):
+        for name in ("eval_every", "checkpoint_every"):
+            if getattr(cfg, name) % EPISODE_STEPS:
+                raise ValueError(f"--{name.replace('_', '-')} must be a multiple of {EPISODE_STEPS}, "
+                                 f"got {getattr(cfg, name)}")
+        self.cfg, self.run_dir = cfg, run_dir
+        self.device = resolve_device(cfg.device)
+        torch.set_num_threads(cfg.threads)
+        torch.manual_seed(cfg.seed)  # seeds CPU and every CUDA generator
+        self.agent = SAC(cfg, OBS_DIM, ACT_DIM, self.device)
+        self.buffer = ReplayBuffer(cfg.buffer_size, self.device)
+        self.env = HalfCheetahEnv()
+        self.eval_envs: list[HalfCheetahEnv] | None = None
+        self.step = 0          # env steps taken
+        self.episode = 0       # episodes started
+        self.episode_step = 0
+        self.episode_return = 0.0
+        self.last_train_return = float("nan")
+        self.best_return = -math.inf
+        self.medium: dict[str, Any] | None = None
+        self.train_seconds = 0.0
+        self.evals: list[dict[str, Any]] = []
+        self._obs: np.ndarray | None = None
+
+    # checkpointing
+    @property
+    def checkpoint_path(self) -> Path | None:
+        return self.run_dir.path / "checkpoint.pt" if self.run_dir else None
+
+    def state_dict(self) -> dict[str, Any]:
+        if self.episode_step != 0:
+            raise RuntimeError("checkpoints are taken at episode boundaries only")
+        return {"format": CHECKPOINT_FORMAT, "kind": "halfcheetah-sac", "config": asdict(self.cfg),
+                "step": self.step, "episode": self.episode, "last_train_return": self.last_train_return,
+                "best_return": self.best_return, "medium": self.medium, "train_seconds": self.train_seconds,
+                "evals": self.evals, "agent": self.agent.state_dict(), "buffer": self.buffer.state_dict(),
+                "rng": {"torch": torch.get_rng_state(),
+                        "cuda": torch.cuda.get_rng_state() if self.device.type == "cuda" else None}}
+
+    def load_state_dict(self, ckpt: dict[str, Any]) -> None:
+        if ckpt.get("kind") != "halfcheetah-sac" or ckpt.get("format") != CHECKPOINT_FORMAT:
+            raise CheckpointError(f"not a halfcheetah SAC checkpoint (kind={ckpt.get('kind')}, "
+                                  f"format={ckpt.get('format')})")
+        mine, theirs = asdict(self.cfg), ckpt["config"]
+        changed = [k for k in TRAINING_KEYS if mine[k] != theirs.get(k)]
+        if changed:
+            raise CheckpointError("the checkpoint was trained with other settings: " + ", ".join(
+                f"{k}={theirs.get(k)!r} (now {mine[k]!r})" for k in changed) + "; pass the same settings "
+                "or start a new run (--no-resume, or another --root / --seed)")
+        self.agent.load_state_dict(ckpt["agent"])
+        self.buffer.load_state_dict(ckpt["buffer"])
+        self.step, self.episode = int(ckpt["step"]), int(ckpt["episode"])
+        self.last_train_return = float(ckpt["last_train_return"])
+        self.best_return, self.medium = float(ckpt["best_return"]), ckpt["medium"]
+        self.train_seconds, self.evals = float(ckpt["train_seconds"]), list(ckpt["evals"])
+        self.episode_step, self.episode_return = 0, 0.0
+        torch.set_rng_state(ckpt["rng"]["torch"])
+        if ckpt["rng"]["cuda"] is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state(ckpt["rng"]["cuda"])
+
+    def save_checkpoint(self) -> None:
+        if self.checkpoint_path is not None:
+            save_atomic(self.state_dict(), self.checkpoint_path)
+
+    # acting
+    def _act(self, obs: np.ndarray) -> tuple[np.ndarray, float]:
+        if self.step < self.cfg.warmup_steps:
+            action = torch.rand(ACT_DIM) * 2.0 - 1.0
+            return action.numpy(), -ACT_DIM * math.log(2.0)  # density of U(-1, 1)^6
+        with torch.no_grad():
+            act, logp = self.agent.actor.sample(torch.as_tensor(obs, dtype=torch.float32, device=self.device))
+        return act.cpu().numpy(), float(logp)
+
+    def env_step(self) -> None:
+        """One env step into the buffer (resetting at episode starts)."""
+        if self.episode_step == 0:
+            self._obs, _ = self.env.reset(seed=reset_seed(self.cfg.seed, 0, self.episode))
+            self.episode_return = 0.0
+        obs = self._obs
+        x_before = float(self.env.data.qpos[0])
+        action, logp = self._act(obs)
+        next_obs, reward, terminated, _, _ = self.env.step(action)
+        self.episode_step += 1
+        timeout = self.episode_step == EPISODE_STEPS
+        self.buffer.add(observations=obs, actions=action, rewards=reward, next_observations=next_obs,
+                        terminals=float(terminated), timeouts=float(timeout and not terminated),
+                        action_log_probs=logp, x_positions=x_before)
+        self.episode_return += float(reward)
+        self._obs = next_obs
+        self.step += 1
+        if terminated or timeout:
+            self.last_train_return = self.episode_return
+            self.episode += 1
+            self.episode_step = 0
+
+    def evaluate(self) -> tuple[float, float]:
+        """Mean and std of the return of tanh(mean) over cfg.eval_episodes fixed-start episodes."""
+        n = self.cfg.eval_episodes
+        if self.eval_envs is None:
+            self.eval_envs = [HalfCheetahEnv() for _ in range(n)]
+        obs = np.stack([env.reset(seed=reset_seed(self.cfg.seed, 1, e))[0] for e, env in enumerate(self.eval_envs)])
+        returns = np.zeros(n)
+        with torch.no_grad():
+            for _ in range(EPISODE_STEPS):
+                mean, _ = self.agent.actor(torch.as_tensor(obs, dtype=torch.float32, device=self.device))
+                actions = torch.tanh(mean).cpu().numpy()
+                for i, env in enumerate(self.eval_envs):
+                    obs[i], reward, _, _, _ = env.step(actions[i])
+                    returns[i] += reward
+        return float(returns.mean()), float(returns.std())
+
+    def _snapshot(self, name: str, eval_return: float) -> None:
+        if self.run_dir is None:
+            return
+        from tasks.datasets import code_version
+
+        meta = {"policy": name, "env": "halfcheetah (gymnasium HalfCheetah-v5 dynamics)",
+                "eval_return": eval_return, "eval_episodes": self.cfg.eval_episodes,
+                "eval_actions": "tanh(mean)",
+                "normalized_score": 100.0 * (eval_return - REF_MIN) / (REF_MAX - REF_MIN),
+                "env_steps": self.step, "gradient_updates": max(0, self.step - self.cfg.warmup_steps),
+                "train_seconds": round(self.train_seconds, 1), "device": str(self.device),
+                "sac_config": asdict(self.cfg), "code_version": code_version()}
+        save_snapshot(self.run_dir.path / f"{name}.pt", self.agent.actor.state_dict(), OBS_DIM, ACT_DIM,
+                      self.cfg.hidden, meta)
+
+    # the loop
+    def train(self, total_steps: int | None = None, on_eval=None) -> dict[str, Any]:
+        cfg = self.cfg
+        total = cfg.total_steps if total_steps is None else total_steps
+        window = MetricWindow(self.device, self.step)
+        updates_since, clock = 0, time.perf_counter()
+        with progress_bar(total=total, desc="SAC halfcheetah", enabled=cfg.progress) as bar:
+            bar.update(self.step)
+            while self.step < total:
+                self.env_step()
+                if self.step >= cfg.warmup_steps:
+                    window.add(self.agent.update(*self.buffer.sample(cfg.batch_size)))
+                    updates_since += 1
+                bar.update(1)
+                eval_now = self.step % cfg.eval_every == 0 and self.run_dir is not None
+                ckpt_now = self.step % cfg.checkpoint_every == 0 or self.step == total
+                if eval_now or ckpt_now:
+                    elapsed = time.perf_counter() - clock
+                    self.train_seconds += elapsed
+                    if eval_now:
+                        window.check(self.checkpoint_path, "lower --lr or change --seed")
+                        row = self._log_eval(window.means(), updates_since / max(elapsed, 1e-9))
+                        bar.set_postfix(ret=f"{row['eval_return']:.0f}", ups=f"{row['updates_per_s']:.0f}")
+                        if on_eval is not None:
+                            on_eval(row)
+                        updates_since = 0
+                    if ckpt_now and self.episode_step == 0:
+                        self.save_checkpoint()
+                    clock = time.perf_counter()
+        return {"env_steps": self.step, "episodes": self.episode, "best_eval_return": self.best_return,
+                "medium": self.medium, "train_seconds": self.train_seconds}
+
+    def _log_eval(self, means: dict[str, float], updates_per_s: float) -> dict[str, Any]:
+        eval_return, eval_std = self.evaluate()
+        row = {"step": self.step, "episode": self.episode, "eval_return": round(eval_return, 3),
+               "eval_return_std": round(eval_std, 3),
+               "normalized_score": round(100.0 * (eval_return - REF_MIN) / (REF_MAX - REF_MIN), 3),
+               "train_return": round(self.last_train_return, 3),
+               **{k: round(means.get(k, float("nan")), 6) for k in ("critic_loss", "actor_loss", "alpha", "entropy", "q")},
+               "updates_per_s": round(updates_per_s, 1), "train_seconds": round(self.train_seconds, 1)}
+        self.evals.append({"step": self.step, "eval_return": eval_return})
+        self.run_dir.log_metrics(row)
+        if self.medium is None and eval_return >= self.cfg.medium_return:
+            self.medium = {"step": self.step, "eval_return": eval_return}
+            self._snapshot("medium", eval_return)
+        if eval_return > self.best_return:
+            self.best_return = eval_return
+            self._snapshot("best", eval_return)
+        return row
+
+
+def run_training(cfg: SACConfig) -> dict[str, Any]:
+    run = RunDir(Path(cfg.root).expanduser(), "halfcheetah", "train", cfg.seed)
+    trainer = Trainer(cfg, run)
+    resumed = False
+    if cfg.resume and trainer.checkpoint_path.is_file():
+        trainer.load_state_dict(load_checkpoint(trainer.checkpoint_path))
+        run.truncate_metrics(trainer.step)
+        resumed = True
+        print(f"resumed {trainer.checkpoint_path} at step {trainer.step}", file=sys.stderr)
+    else:  # a fresh run: nothing of an earlier run in this folder survives
+        for name in ("checkpoint.pt", "metrics.csv", "final.json", "medium.pt", "medium.json", "best.pt", "best.json"):
+            (run.path / name).unlink(missing_ok=True)
+        run.start(cfg)
+    def report(row: dict[str, Any]) -> None:  # one line per evaluation when there is no progress bar
+        print(f"step {row['step']} eval_return {row['eval_return']:.1f} (normalised {row['normalized_score']:.1f}) "
+              f"alpha {row['alpha']:.4f} updates/s {row['updates_per_s']:.1f}", flush=True)
+
+    result = trainer.train(on_eval=None if cfg.progress else report)
+    result.update(resumed=resumed, run_dir=str(run.path), config=asdict(cfg))
+    write_json_atomic(run.final_path, result)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tasks.halfcheetah.sac", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_arguments(parser, SACConfig)
+    cfg = config_from_args(SACConfig, parser.parse_args(argv))
+    try:
+        result = run_training(cfg)
+    except (CheckpointError, TrainingDiverged, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"done: {result['env_steps']} env steps, best eval return {result['best_eval_return']:.1f}, "
+          f"run folder {result['run_dir']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

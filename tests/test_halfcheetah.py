@@ -1,0 +1,281 @@
+"""halfcheetah-*-v2: env facts, the SAC trainer, actor snapshots, dataset generation."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+import tasks.halfcheetah as halfcheetah
+from tasks import TASKS, generate_dataset, get_task, make_env, read_dataset
+from tasks.evaluation import evaluate_policy, make_policy
+from tasks.halfcheetah.env import HalfCheetahEnv
+from tasks.halfcheetah.generate import replay_dataset, rollout_dataset
+from tasks.halfcheetah.policies import NumpyActor, SnapshotError, load_snapshot, save_snapshot
+from tasks.halfcheetah.sac import SAC, Actor, SACConfig, Trainer, run_training
+
+ROOT = Path(__file__).resolve().parents[1]
+NAMES = ("halfcheetah-medium-v2", "halfcheetah-medium-replay-v2", "halfcheetah-medium-expert-v2")
+# a small, fast SAC for the tests (the real one: SACConfig() defaults)
+TINY = dict(hidden=32, batch_size=32, warmup_steps=900, eval_every=1000, eval_episodes=1,
+            checkpoint_every=1000, progress=False)
+
+
+def random_actor_snapshot(path: Path, seed: int, hidden: int = 32, **meta) -> Path:
+    torch.manual_seed(seed)
+    actor = Actor(17, 6, hidden)
+    return save_snapshot(path, actor.state_dict(), 17, 6, hidden,
+                         dict({"policy": path.stem, "env_steps": 1500, "sac_config": {}}, **meta))
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """As the trainer runs: one thread (faster on a busy 2-core machine, and bit-reproducible)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def fake_assets(tmp_path, monkeypatch):
+    """Random-weight medium and expert snapshots in a temporary assets folder."""
+    folder = tmp_path / "assets"
+    random_actor_snapshot(folder / "medium.pt", 1)
+    random_actor_snapshot(folder / "expert.pt", 2)
+    monkeypatch.setattr(halfcheetah, "ASSETS_DIR", folder)
+    return folder
+
+
+# --- env -----------------------------------------------------------------------------------------
+def test_env_facts():
+    for name in NAMES:
+        spec = get_task(name)
+        assert (spec.domain, spec.obs_dim, spec.act_dim, spec.max_episode_steps) == ("halfcheetah", 17, 6, 1000)
+        assert (spec.ref_min_score, spec.ref_max_score) == (-280.178953, 12135.0)
+        assert spec.normalized_score(-280.178953) == 0.0 and spec.normalized_score(12135.0) == 100.0
+        assert abs(spec.normalized_score(4770.0) - 40.68) < 0.01
+    assert get_task(NAMES[0]).dataset_file == "halfcheetah_medium-v2.hdf5"
+    assert get_task(NAMES[1]).dataset_file == "halfcheetah_medium_replay-v2.hdf5"
+    assert get_task(NAMES[2]).dataset_url.endswith("/gym_mujoco_v2/halfcheetah_medium_expert-v2.hdf5")
+    env = make_env(NAMES[0])
+    assert env.observation_space.shape == (17,) and env.action_space.shape == (6,)
+    assert np.all(env.action_space.low == -1) and np.all(env.action_space.high == 1)
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (17,) and obs.dtype == np.float64
+    action = np.full(6, 0.5, np.float32)
+    for t in range(1000):
+        x_before = env.unwrapped.data.qpos[0]
+        obs, reward, terminated, truncated, info = env.step(action)
+        assert not terminated and truncated == (t == 999)
+    assert reward == pytest.approx((info["x_position"] - x_before) / 0.05 - 0.1 * 6 * 0.25)
+    assert np.array_equal(obs[:8], env.unwrapped.data.qpos[1:]) and np.array_equal(obs[8:], env.unwrapped.data.qvel)
+
+
+def test_env_matches_gymnasium_halfcheetah_v5():
+    """Step for step equal to gymnasium's class (needs imageio, which gymnasium's mujoco package imports)."""
+    pytest.importorskip("imageio")
+    from gymnasium.envs.mujoco.half_cheetah_v5 import HalfCheetahEnv as GymnasiumHalfCheetah
+
+    import mujoco
+
+    previous = mujoco.get_mju_user_warning()
+    mujoco.set_mju_user_warning(lambda message: None)  # its settotalmass warning, not into MUJOCO_LOG.TXT
+    try:
+        ours, theirs = HalfCheetahEnv(), GymnasiumHalfCheetah()
+    finally:
+        mujoco.set_mju_user_warning(previous)
+    rng = np.random.default_rng(0)
+    a, b = ours.reset(seed=5)[0], theirs.reset(seed=5)[0]
+    assert np.array_equal(a, b)
+    for _ in range(200):
+        action = rng.uniform(-1.2, 1.2, 6).astype(np.float32)
+        a, b = ours.step(action), theirs.step(action)
+        assert np.array_equal(a[0], b[0]) and a[1] == b[1]
+
+
+# --- SAC -----------------------------------------------------------------------------------------
+def _batch(n=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(n, 17, generator=g), torch.rand(n, 6, generator=g) * 2 - 1, torch.randn(n, generator=g),
+            torch.randn(n, 17, generator=g), torch.zeros(n))
+
+
+def test_sac_update_fits_a_tiny_batch_and_tunes_alpha():
+    torch.manual_seed(0)
+    agent = SAC(SACConfig(hidden=32, lr=1e-3), 17, 6, torch.device("cpu"))
+    batch = _batch()
+    first = agent.update(*batch)
+    entropy, alpha0 = float(first["entropy"]), float(first["alpha"])
+    assert alpha0 == pytest.approx(1.0)
+    # entropy above the -6 target -> alpha goes down (and would go up below it)
+    assert entropy > agent.target_entropy and float(agent.log_alpha.detach().exp()) < alpha0
+    losses = [float(agent.update(*batch)["critic_loss"]) for _ in range(150)]
+    assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[:10])
+    # targets trail the critics by tau
+    p, t = next(agent.critic.parameters()), next(agent.critic_target.parameters())
+    assert not torch.equal(p, t) and (p - t).abs().max() < 1.0
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A tiny SAC run straight to 2000 env steps (checkpoints at 1000 and 2000)."""
+    torch.set_num_threads(1)
+    return run_training(SACConfig(total_steps=2000, root=str(tmp_path_factory.mktemp("sac")), **TINY))
+
+
+def test_sac_resume_continues_bit_for_bit(tiny_run, tmp_path):
+    straight = tiny_run
+    run_training(SACConfig(total_steps=1000, root=str(tmp_path / "b"), **TINY))
+    resumed = run_training(SACConfig(total_steps=2000, root=str(tmp_path / "b"), **TINY))
+    assert resumed["resumed"] and straight["env_steps"] == resumed["env_steps"] == 2000
+    ckpts = [torch.load(Path(r["run_dir"]) / "checkpoint.pt", weights_only=True) for r in (straight, resumed)]
+    for part in ("actor", "critic", "critic_target"):
+        for k, v in ckpts[0]["agent"][part].items():
+            assert torch.equal(v, ckpts[1]["agent"][part][k]), (part, k)
+    for k, v in ckpts[0]["buffer"]["data"].items():
+        assert torch.equal(v, ckpts[1]["buffer"]["data"][k]), k
+    assert torch.equal(ckpts[0]["rng"]["torch"], ckpts[1]["rng"]["torch"])
+    rows = [(Path(r["run_dir"]) / "metrics.csv").read_text().splitlines() for r in (straight, resumed)]
+    assert len(rows[0]) == len(rows[1]) == 3 and "updates_per_s" in rows[0][0]
+    assert [r.split(",")[:6] for r in rows[0]] == [r.split(",")[:6] for r in rows[1]]  # same returns
+    # a resume with other training settings is refused with a clear error
+    with pytest.raises(Exception, match="other settings: lr"):
+        run_training(SACConfig(total_steps=3000, root=str(tmp_path / "b"), **dict(TINY, lr=1e-3)))
+    best = json.loads((Path(straight["run_dir"]) / "best.json").read_text())
+    assert best["env_steps"] in (1000, 2000) and best["sac_config"]["hidden"] == 32
+
+
+def test_sac_cli_help():
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, "-m", "tasks.halfcheetah.sac", "--help"], capture_output=True,
+                         text=True, env=env, timeout=120)
+    assert out.returncode == 0 and "--total-steps" in out.stdout and "--medium-return" in out.stdout
+
+
+# --- snapshots -------------------------------------------------------------------------------------
+def test_snapshot_round_trip_weights_only(tmp_path):
+    torch.manual_seed(3)
+    actor = Actor(17, 6, 32)
+    path = save_snapshot(tmp_path / "p.pt", actor.state_dict(), 17, 6, 32, {"eval_return": 1.5})
+    blob = torch.load(path, weights_only=True)  # plain tensors and numbers only
+    assert blob["format"] == 1 and set(blob["state_dict"]) == set(actor.state_dict())
+    loaded, meta = load_snapshot(path, 17, 6)
+    assert meta["eval_return"] == 1.5 and len(meta["sha256"]) == 64
+    obs = torch.randn(5, 17)
+    with torch.no_grad():
+        mean, log_std = actor(obs)
+    for i in range(5):
+        m, s = loaded.dist(obs[i].numpy())
+        assert np.allclose(m, mean[i].numpy(), atol=1e-5) and np.allclose(s, log_std[i].numpy(), atol=1e-5)
+    with pytest.raises(SnapshotError, match="act_dim=6"):
+        load_snapshot(path, 17, 8)
+    path.write_bytes(path.read_bytes()[:-10])
+    with pytest.raises(SnapshotError, match="sha256"):
+        load_snapshot(path)
+
+
+def test_committed_snapshots_load_and_describe_themselves():
+    for name in ("medium", "expert"):
+        path = ROOT / "tasks" / "halfcheetah" / "assets" / f"{name}.pt"
+        if not path.exists():
+            pytest.skip(f"no committed {name} snapshot yet")
+        actor, meta = load_snapshot(path, 17, 6)
+        assert path.stat().st_size < 1_000_000
+        for key in ("eval_return", "normalized_score", "env_steps", "sac_config", "code_version", "sha256"):
+            assert key in meta, key
+        action, logp = actor.act(np.zeros(17), np.random.default_rng(0))
+        assert action.shape == (6,) and np.all(np.abs(action) <= 1) and np.isfinite(logp)
+
+
+# --- datasets ---------------------------------------------------------------------------------------
+def _check_layout(data, n):
+    assert set(data) == set(halfcheetah.DATASET_KEYS)
+    for key, shape in (("observations", (n, 17)), ("next_observations", (n, 17)), ("actions", (n, 6)),
+                       ("rewards", (n,)), ("infos/action_log_probs", (n,)), ("infos/qpos", (n, 9)),
+                       ("infos/qvel", (n, 9))):
+        assert data[key].shape == shape and data[key].dtype == np.float32, key
+    assert data["terminals"].dtype == bool and data["timeouts"].dtype == bool and not data["terminals"].any()
+    assert np.all(np.abs(data["actions"]) <= 1)
+    np.testing.assert_array_equal(data["infos/qpos"][:, 1:], data["observations"][:, :8])
+    np.testing.assert_array_equal(data["infos/qvel"], data["observations"][:, 8:])
+    inside = ~data["timeouts"][:-1]  # next_observations[t] == observations[t + 1] within an episode
+    np.testing.assert_array_equal(data["next_observations"][:-1][inside], data["observations"][1:][inside])
+    x = data["infos/qpos"][:, 0].astype(np.float64)
+    speed = (x[1:] - x[:-1]) / 0.05
+    ctrl = 0.1 * np.square(data["actions"][:-1].astype(np.float64)).sum(1)
+    np.testing.assert_allclose(data["rewards"][:-1][inside], (speed - ctrl)[inside], atol=2e-2)
+
+
+def test_generate_medium_and_medium_expert_layout_and_determinism(fake_assets, tmp_path):
+    path = generate_dataset("halfcheetah-medium-v2", out=tmp_path / "m.hdf5", steps=2500, seed=4, show_progress=False)
+    data = read_dataset(path, get_task("halfcheetah-medium-v2"))
+    _check_layout(data, 2500)
+    assert np.flatnonzero(data["timeouts"]).tolist() == [999, 1999]  # the partial last episode has none
+    with h5py.File(path) as f:
+        assert f.attrs["seed"] == 4 and f.attrs["steps"] == 2500
+    me = read_dataset(generate_dataset("halfcheetah-medium-expert-v2", out=tmp_path / "me.hdf5", steps=5000,
+                                       seed=4, show_progress=False))
+    _check_layout(me, 5000)
+    data_ended = dict(data, timeouts=data["timeouts"].copy())
+    data_ended["timeouts"][-1] = True  # the medium part's partial last episode ends with the part
+    for key in data:  # the medium half is halfcheetah-medium-v2 of the same seed
+        np.testing.assert_array_equal(me[key][:2500], data_ended[key], err_msg=key)
+    assert np.flatnonzero(me["timeouts"]).tolist() == [999, 1999, 2499, 3499, 4499]
+    actor, _ = load_snapshot(fake_assets / "medium.pt")
+    again = rollout_dataset(actor, 2500, 4, 10, show_progress=False)
+    other = rollout_dataset(actor, 2500, 5, 10, show_progress=False)
+    for key in data:
+        np.testing.assert_array_equal(again[key], data[key], err_msg=key)
+    assert not np.array_equal(other["actions"], data["actions"])
+
+
+def test_medium_replay_is_the_seeded_runs_buffer(tiny_run, tmp_path):
+    cfg = SACConfig(**TINY)
+    rerun = replay_dataset(1200, seed=0, cfg=cfg, root=tmp_path / "none")
+    _check_layout(rerun, 1200)
+    assert np.flatnonzero(rerun["timeouts"]).tolist() == [999]
+    # the same transitions as the run's own checkpoint holds (its first 1200 of 2000)
+    prefix = replay_dataset(1200, seed=0, cfg=cfg, root=Path(tiny_run["run_dir"]).parents[2])
+    for key in rerun:
+        np.testing.assert_array_equal(prefix[key], rerun[key], err_msg=key)
+    assert not np.array_equal(replay_dataset(1000, seed=1, cfg=cfg, root=tmp_path / "none")["actions"],
+                              rerun["actions"][:1000])
+    # through the registry (the default SAC settings: 1000 steps are all warm-up)
+    path = generate_dataset("halfcheetah-medium-replay-v2", out=tmp_path / "mr.hdf5", steps=1000, seed=2,
+                            show_progress=False)
+    _check_layout(read_dataset(path), 1000)
+
+
+def test_evaluate_snapshot_policies(fake_assets):
+    spec = get_task("halfcheetah-medium-v2")
+    assert {"medium", "expert", "medium-mean", "expert-mean"} <= set(spec.scripted_policies)
+    returns = {n: evaluate_policy(spec.name, make_policy(spec.name, n, seed=1), episodes=2, seed=1, num_envs=n_envs)
+               for n, n_envs in (("medium", 2), ("medium-mean", 1))}
+    alone = evaluate_policy(spec.name, make_policy(spec.name, "medium", seed=1), episodes=2, seed=1, num_envs=1)
+    np.testing.assert_array_equal(alone, returns["medium"])  # row-by-row acting: batch size does not matter
+    assert returns["medium"].shape == (2,) and np.all(np.isfinite(returns["medium-mean"]))
+
+
+def test_missing_snapshot_is_one_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(halfcheetah, "ASSETS_DIR", tmp_path / "empty")
+    with pytest.raises(SnapshotError, match="no actor snapshot"):
+        make_policy("halfcheetah-medium-v2", "expert")
+    assert all(name in TASKS for name in NAMES)
+
+
+def test_publish_copies_snapshots_into_assets(tiny_run, tmp_path):
+    from tasks.halfcheetah.publish import publish
+
+    run = Path(tiny_run["run_dir"])
+    lines = publish(run, tmp_path / "assets")
+    assert any(line.startswith("expert <- ") for line in lines) and "not reached" in lines[0]
+    actor, meta = load_snapshot(tmp_path / "assets" / "expert.pt", 17, 6)  # sha256 still valid
+    assert meta["published_as"] == "expert" and meta["file"] == "expert.pt" and meta["expert_level"] is False
+    assert "kept the committed one" in publish(run, tmp_path / "assets")[1]  # not better: kept
