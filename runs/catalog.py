@@ -8,6 +8,8 @@ from __future__ import annotations
 import importlib
 from functools import lru_cache
 
+from runs.tables import WORKER_LABELS
+
 
 @lru_cache(maxsize=None)
 def known_tasks() -> frozenset[str]:
@@ -19,10 +21,10 @@ def known_tasks() -> frozenset[str]:
 
 @lru_cache(maxsize=None)
 def worker_names() -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(implemented, planned) worker names of `python -m corl`."""
-    corl_main = importlib.import_module("corl.__main__")
-    implemented = tuple(corl_main.WORKERS)
-    planned = tuple(name for name in getattr(corl_main, "PLANNED", ()) if name not in implemented)
+    """(implemented, planned) worker names: those `python -m corl` runs, and those the tables name
+    (runs/tables.py WORKER_LABELS) that it does not run (yet)."""
+    implemented = tuple(importlib.import_module("corl.__main__").WORKERS)
+    planned = tuple(name for name in WORKER_LABELS if name not in implemented)
     return implemented, planned
 
 

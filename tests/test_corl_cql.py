@@ -4,7 +4,6 @@ and an interrupted run equal to an uninterrupted one."""
 from __future__ import annotations
 
 import copy
-import json
 import math
 
 import numpy as np
@@ -15,7 +14,7 @@ from torch.distributions import Normal, TanhTransform, TransformedDistribution
 from common.checkpoint import load_checkpoint
 from corl import cql
 from corl.shared import config as worker_config
-from worker_helpers import assert_presets, smoke_run
+from worker_helpers import assert_presets, check_smoke_run, smoke_run
 from worker_helpers import metrics_rows as worker_metrics_rows
 
 ENV = "maze2d-umaze-v1"
@@ -318,16 +317,9 @@ def metrics_rows(runs_dir, intent) -> list[dict[str, str]]:
 def test_cql_trains_with_each_intent(data_dir, tmp_path, smoke_manager, intent):
     extra = ["--manager", str(smoke_manager)] if intent == "manager" else []
     result = run_cql(data_dir, tmp_path, intent, *extra)
-    run_path = tmp_path / ENV / "cql" / intent / "seed0"
-    assert json.loads((run_path / "final.json").read_text()) == result
-    assert result["steps"] == 200 and np.isfinite(result["normalized_score"])
-    rows = metrics_rows(tmp_path, intent)
-    assert [int(r["step"]) for r in rows] == [50, 100, 150, 200]
-    assert all(np.isfinite(float(r[k])) for r in rows for k in METRICS)
+    rows, state, obs_dim = check_smoke_run(tmp_path, "cql", intent, result, METRICS)
     assert float(rows[0]["alpha_prime"]) > 0  # maze2d preset: the Lagrange version
-    state = load_checkpoint(run_path / "checkpoint.pt")
-    obs_dim = 4 if intent == "none" else 14
-    assert state["obs_dim"] == obs_dim and state["algo"]["critic_1"]["net.0.weight"].shape[1] == obs_dim + 2
+    assert state["algo"]["critic_1"]["net.0.weight"].shape[1] == obs_dim + 2
     assert state["algo"]["total_it"] == 200 and state["algo"]["log_alpha_prime"].item() != 1.0
 
 

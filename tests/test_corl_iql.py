@@ -3,18 +3,16 @@ runs with every intent mode and an interrupted run equal to an uninterrupted one
 from __future__ import annotations
 
 import copy
-import json
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from common.checkpoint import load_checkpoint
 from corl import iql
 from corl.shared import config as worker_config
 from corl.shared.nets import DeterministicActor, GaussianActor
-from worker_helpers import assert_presets, smoke_run
+from worker_helpers import assert_presets, check_smoke_run, smoke_run
 from worker_helpers import metrics_rows as worker_metrics_rows
 
 ENV = "maze2d-umaze-v1"
@@ -165,16 +163,9 @@ def metrics_rows(runs_dir, intent) -> list[dict[str, str]]:
 def test_iql_trains_with_each_intent(data_dir, tmp_path, smoke_manager, intent):
     extra = ["--manager", str(smoke_manager)] if intent == "manager" else []
     result = run_iql(data_dir, tmp_path, intent, *extra)
-    run_path = tmp_path / ENV / "iql" / intent / "seed0"
-    assert json.loads((run_path / "final.json").read_text()) == result
-    assert result["steps"] == 200 and np.isfinite(result["normalized_score"])
-    rows = metrics_rows(tmp_path, intent)
-    assert [int(r["step"]) for r in rows] == [50, 100, 150, 200]
-    assert all(np.isfinite(float(r[k])) for r in rows for k in ("q_loss", "value_loss", "actor_loss"))
+    rows, state, obs_dim = check_smoke_run(tmp_path, "iql", intent, result, ("q_loss", "value_loss", "actor_loss"))
     assert rows[1]["eval_normalized_score"] != "" and rows[0]["eval_normalized_score"] == ""
-    state = load_checkpoint(run_path / "checkpoint.pt")
-    obs_dim = 4 if intent == "none" else 14
-    assert state["obs_dim"] == obs_dim and state["algo"]["vf"]["net.0.weight"].shape[1] == obs_dim
+    assert state["algo"]["vf"]["net.0.weight"].shape[1] == obs_dim
     schedule = state["algo"]["actor_lr_schedule"]
     assert schedule["T_max"] == 200 and schedule["last_epoch"] == 200  # the smoke profile's resolved steps
 

@@ -17,8 +17,8 @@ from tasks import TASKS, generate_dataset, get_task, make_env, read_dataset
 from tasks.evaluation import evaluate_policy, make_policy
 from tasks.halfcheetah.env import HalfCheetahEnv
 from tasks.halfcheetah.generate import replay_dataset, rollout_dataset
-from tasks.halfcheetah.policies import NumpyActor, SnapshotError, load_snapshot, save_snapshot
-from tasks.halfcheetah.sac import SAC, Actor, SACConfig, Trainer, run_training
+from tasks.halfcheetah.policies import SnapshotError, load_snapshot, save_snapshot
+from tasks.halfcheetah.sac import SAC, Actor, SACConfig, run_training
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMES = ("halfcheetah-medium-v2", "halfcheetah-medium-replay-v2", "halfcheetah-medium-expert-v2")
@@ -32,15 +32,6 @@ def random_actor_snapshot(path: Path, seed: int, hidden: int = 32, **meta) -> Pa
     actor = Actor(17, 6, hidden)
     return save_snapshot(path, actor.state_dict(), 17, 6, hidden,
                          dict({"policy": path.stem, "env_steps": 1500, "sac_config": {}}, **meta))
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """As the trainer runs: one thread (faster on a busy 2-core machine, and bit-reproducible)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture

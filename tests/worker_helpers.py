@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import json
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import yaml
 
+from common.checkpoint import load_checkpoint
 from corl.shared import config as worker_config
 
 ENV = "maze2d-umaze-v1"
@@ -37,3 +40,19 @@ def assert_presets(algo: str, config_cls: type, expected: dict[str, dict[str, An
         data.update(data.pop("datasets", None) or {})
         assert set(data) <= fields, domain
         assert {k: data[k] for k in values} == values, domain
+
+
+def check_smoke_run(runs_dir, algo: str, intent: str, result: dict, loss_keys) -> tuple[list[dict[str, str]], dict, int]:
+    """The checks every worker's smoke run (smoke_run: 200 steps, logged every 50) must pass: final.json
+    equals the returned result, a finite score, metrics rows at 50..200 with finite losses, and a
+    checkpoint for the augmented obs size. Returns (metrics rows, checkpoint, obs_dim) for more checks."""
+    run_path = Path(runs_dir) / ENV / algo / intent / "seed0"
+    assert json.loads((run_path / "final.json").read_text()) == result
+    assert result["steps"] == 200 and np.isfinite(result["normalized_score"])
+    rows = metrics_rows(runs_dir, algo, intent)
+    assert [int(r["step"]) for r in rows] == [50, 100, 150, 200]
+    assert all(np.isfinite(float(r[k])) for r in rows for k in loss_keys)
+    state = load_checkpoint(run_path / "checkpoint.pt")
+    obs_dim = 4 if intent == "none" else 14  # maze2d + the smoke Manager's 10-d intent
+    assert state["obs_dim"] == obs_dim
+    return rows, state, obs_dim
