@@ -1,6 +1,7 @@
 """Run a grid: skip finished cells, re-run failed and interrupted ones, start a cell only when the
 cells it depends on are done, keep at most JOBS cells running, wait for cells another grid
-process is running, and block (never run) the dependents of a failed or unavailable cell.
+process is running or has claimed (runs.claims), and block (never run) the dependents of a failed
+or unavailable cell.
 """
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from runs import manifest as m
+from runs.claims import CellClaims, claimed_elsewhere
 from runs.engines import Engine, Handle
 from runs.execute import CellJob, log_tail_error
 from runs.grid import Cell
@@ -49,6 +51,11 @@ def run_grid(cells: list[Cell], engine: Engine, jobs: int, make_job: Callable[[C
     settled: dict[str, str] = {}  # key -> done | failed | blocked | unavailable (what dependents see)
     queue: list[Cell] = []
     elsewhere: dict[str, Cell] = {}  # running in another grid process: waited for, not started
+    claims = CellClaims()
+
+    def busy_elsewhere(cell: Cell) -> bool:
+        return m.cell_state(cell, stale_after_s) == m.RUNNING or claimed_elsewhere(cell.run_dir)
+
     for cell in cells:
         state = m.cell_state(cell, stale_after_s)
         if state == m.DONE:
@@ -56,7 +63,7 @@ def run_grid(cells: list[Cell], engine: Engine, jobs: int, make_job: Callable[[C
         elif state == m.UNAVAILABLE:
             settled[cell.key], result.outcomes[cell.key] = UNAVAILABLE, UNAVAILABLE
             result.reasons[cell.key] = cell.unavailable or ""
-        elif state == m.RUNNING:
+        elif state == m.RUNNING or claimed_elsewhere(cell.run_dir):
             elsewhere[cell.key] = cell
             echo(f"[grid] {cell.key} is running in another process; waiting for it")
         else:
@@ -67,6 +74,7 @@ def run_grid(cells: list[Cell], engine: Engine, jobs: int, make_job: Callable[[C
     running: dict[str, tuple[Cell, Handle, float]] = {}
 
     def settle(cell: Cell, return_code: int | None) -> None:
+        claims.release(cell.key)
         ok = cell.final_path.is_file()
         settled[cell.key] = m.DONE if ok else FAILED
         result.outcomes[cell.key] = DONE if ok else FAILED
@@ -79,7 +87,7 @@ def run_grid(cells: list[Cell], engine: Engine, jobs: int, make_job: Callable[[C
     try:
         while queue or running or elsewhere:
             for key, cell in list(elsewhere.items()):
-                if m.cell_state(cell, stale_after_s) != m.RUNNING:
+                if not busy_elsewhere(cell):
                     del elsewhere[key]
                     settle(cell, None)
             for key, (cell, handle, started) in list(running.items()):
@@ -101,11 +109,15 @@ def run_grid(cells: list[Cell], engine: Engine, jobs: int, make_job: Callable[[C
                     echo(f"[grid] blocked {cell.key}: {result.reasons[cell.key]}")
                 elif all(s == m.DONE for s in deps) and len(running) < jobs:
                     queue.remove(cell)
-                    state = m.cell_state(cell, stale_after_s)  # another grid (e.g. table3 sharing the
-                    if state == m.DONE:                         # baselines of table2) may have taken it
+                    # another grid (e.g. table3 sharing the baselines of table2) may have taken it
+                    claimed = claims.acquire(cell.key, cell.run_dir)
+                    state = m.cell_state(cell, stale_after_s)
+                    if state == m.DONE:
+                        claims.release(cell.key)
                         settled[cell.key], result.outcomes[cell.key] = m.DONE, SKIPPED
                         continue
-                    if state == m.RUNNING:
+                    if not claimed or state == m.RUNNING:
+                        claims.release(cell.key)
                         elsewhere[cell.key] = cell
                         echo(f"[grid] {cell.key} is running in another process; waiting for it")
                         continue
@@ -121,4 +133,6 @@ def run_grid(cells: list[Cell], engine: Engine, jobs: int, make_job: Callable[[C
         while any(h.poll() is None for _, h, _ in running.values()) and time.time() < deadline:
             time.sleep(0.2)
         raise
+    finally:
+        claims.release_all()
     return result

@@ -24,6 +24,7 @@ from runs import catalog
 from runs import manifest as m
 from runs.__main__ import main as runs_main
 from runs.aggregate import GAIN, LOSS, NO_CHANGE, NOT_TESTED, aggregate, learning_curve, welch_test
+from runs.claims import CellClaims, claimed_elsewhere
 from runs.engines import LocalEngine
 from runs.execute import CellJob
 from runs.grid import GridOptions, expand_grid, parse_seeds, resolve_algos, resolve_envs
@@ -290,6 +291,47 @@ def test_scheduler_waits_for_a_cell_running_elsewhere_and_cancel_stops_a_cell(tm
     stopped = m.read_manifest(slow.manifest_path)
     assert handle.poll() is not None and stopped["status"] == "failed" and "interrupted" in stopped["note"]
     assert not m.process_alive(pid)
+
+
+def test_two_grids_over_one_runs_folder_run_each_cell_once(tmp_path):
+    events = tmp_path / "events.txt"
+    grid = [fake(c, events, sleep_s=0.3) for c in umaze_grid(tmp_path).values()]
+    results, lines = [], []
+
+    def one_grid():
+        results.append(run_grid(grid, LocalEngine(), 2, job_for, poll_s=0.02, echo=lines.append))
+
+    grids = [threading.Thread(target=one_grid) for _ in range(2)]
+    for thread in grids:
+        thread.start()
+    for thread in grids:
+        thread.join(60)
+    starts = [line.split()[1] for line in events.read_text().splitlines() if line.startswith("start")]
+    assert sorted(starts) == sorted(str(c.run_dir) for c in grid)  # every cell started exactly once
+    for result in results:
+        assert set(result.outcomes) == {c.key for c in grid} and not result.failed
+        assert result.count(DONE) + result.count(SKIPPED) == len(grid)
+    assert all(m.read_manifest(c.manifest_path)["attempt"] == 1 for c in grid)
+
+
+def test_a_claim_blocks_other_grids_and_dies_with_its_process(tmp_path):
+    events = tmp_path / "events.txt"
+    cell = fake(umaze_grid(tmp_path, seeds=(0,))[f"{UMAZE}/bc/none/seed0"], events)
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time, pathlib; from runs.claims import CellClaims; "
+                               "c = CellClaims(); assert c.acquire('x', pathlib.Path(sys.argv[1])); "
+                               "print('held', flush=True); time.sleep(120)", str(cell.run_dir)],
+                              cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    assert claimed_elsewhere(cell.run_dir) and not CellClaims().acquire(cell.key, cell.run_dir)
+    lines: list[str] = []
+    threading.Timer(0.5, holder.kill).start()  # the other grid dies without releasing anything
+    result = run_grid([cell], LocalEngine(), 1, job_for, poll_s=0.05, echo=lines.append)
+    holder.wait()
+    # the claimed cell was waited for, not started; once its claimant died it counts as failed
+    assert any("running in another process" in ln for ln in lines) and not events.exists()
+    assert result.outcomes[cell.key] == FAILED and not claimed_elsewhere(cell.run_dir)
+    again = run_grid([cell], LocalEngine(), 1, job_for, poll_s=0.05, echo=lines.append)
+    assert again.outcomes[cell.key] == DONE and CellClaims().acquire(cell.key, cell.run_dir)
 
 
 # --- aggregation and significance ------------------------------------------------------------------------
