@@ -4,6 +4,9 @@
   python -m tasks info maze2d-umaze-v1
   python -m tasks generate maze2d-umaze-v1 [--steps N] [--seed S] [--out PATH]
   python -m tasks evaluate maze2d-umaze-v1 --policy controller|random --episodes 100 [--seed S]
+
+antmaze generation and its expert need D4RL's ant_hierarch_pol.pkl: --policy-file PATH, or
+$ANTMAZE_POLICY_FILE, or the default places (`python -m tasks generate --help`).
 """
 from __future__ import annotations
 
@@ -17,10 +20,14 @@ import numpy as np
 
 from common.cli import add_config_arguments, config_field, config_from_args
 from common.run_dir import RunAlreadyComplete, RunDir
+from tasks.antmaze.checkpoint import POLICY_ENV_VAR, POLICY_FILE_NAME
 from tasks.datasets import (DatasetError, code_version, dataset_provenance, find_dataset,
                             generate_dataset, read_dataset, search_dirs, trajectories, write_dir)
 from tasks.evaluation import evaluate_policy, get_normalized_score, make_policy
 from tasks.registry import TASKS, UnknownTaskError, get_task
+
+POLICY_FILE_HELP = ("antmaze: D4RL's goal-reaching ant policy ant_hierarch_pol.pkl (default: $ANTMAZE_POLICY_FILE, "
+                    "else ../shared/data/d4rl/ or ~/.cache/tasks/antmaze/)")
 
 
 @dataclass
@@ -37,6 +44,7 @@ class GenerateConfig:
     out: str | None = config_field(None, "output file (default: <data dir>/<D4RL file name>)")
     data_dir: str | None = config_field(None, "folder to write into when --out is not given")
     overwrite: bool = config_field(False, "replace an existing file")
+    policy_file: str | None = config_field(None, POLICY_FILE_HELP)
     skip_existing: bool = config_field(False, "do nothing if the dataset is already found (see `info`)")
     progress: bool = config_field(True, "show a progress bar")
 
@@ -53,6 +61,7 @@ class EvaluateConfig:
         False, "D4RL's reference-score protocol: one controller kept across all episodes, run one "
                "episode at a time (it then steers with the first episode's waypoints)")
     num_envs: int = config_field(100, "episodes run at once (batched); the result does not depend on it")
+    policy_file: str | None = config_field(None, POLICY_FILE_HELP)
     runs_dir: str = config_field("runs", "root of the run folders: <runs-dir>/<env>/eval-<policy>/seed<k>/")
     overwrite: bool = config_field(False, "redo a finished evaluation run instead of reporting it")
     progress: bool = config_field(True, "show a progress bar")
@@ -92,7 +101,18 @@ def cmd_info(cfg: InfoConfig) -> int:
     return 0
 
 
+def use_policy_file(path: str | None) -> None:
+    """--policy-file: checked here, then handed on as $ANTMAZE_POLICY_FILE (which the policy loader reads)."""
+    if path is None:
+        return
+    if not os.path.isfile(path):
+        raise ValueError(f"--policy-file {path}: no such file; pass the path of your copy of D4RL's "
+                         f"{POLICY_FILE_NAME}")
+    os.environ[POLICY_ENV_VAR] = os.path.abspath(path)
+
+
 def cmd_generate(cfg: GenerateConfig) -> int:
+    use_policy_file(cfg.policy_file)
     existing = (cfg.out if os.path.exists(cfg.out) else None) if cfg.out else find_dataset(cfg.env, cfg.data_dir)
     if cfg.skip_existing and existing:
         print(f"{existing} exists; nothing to do (--skip-existing)")
@@ -123,6 +143,7 @@ def cmd_evaluate(cfg: EvaluateConfig) -> int:
         print(f"{run.path} is already complete; reporting it (pass --overwrite to redo)", file=sys.stderr)
         _print_result(run.read_final())
         return 0
+    use_policy_file(cfg.policy_file)
     policy = make_policy(cfg.env, cfg.policy, cfg.seed, cfg.d4rl_protocol)
     run.start(cfg, overwrite=cfg.overwrite)
     start = time.perf_counter()

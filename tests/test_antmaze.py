@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import shutil
 
 import mujoco
 import numpy as np
@@ -334,3 +335,20 @@ def test_cli_evaluate_reports_a_success_rate(tmp_path, capsys):
                  "--runs-dir", str(tmp_path / "runs"), "--no-progress"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[-2] == "success_rate=0.0000" and lines[-1] == "normalized_score=0.0000"
+
+
+def test_cli_policy_file_flag(tmp_path, monkeypatch, capsys):
+    from tasks.__main__ import main
+
+    monkeypatch.setenv(POLICY_ENV_VAR, str(tmp_path / "not-here.pkl"))  # only the flag can find the file
+    args = ["evaluate", "antmaze-umaze-v2", "--policy", "expert", "--episodes", "1", "--num-envs", "1",
+            "--runs-dir", str(tmp_path / "runs"), "--no-progress"]
+    assert main([*args, "--policy-file", str(tmp_path / "missing.pkl")]) == 2
+    err = capsys.readouterr().err
+    assert "--policy-file" in err and "missing.pkl" in err and "ant_hierarch_pol.pkl" in err
+    if POLICY_FILE is None:
+        pytest.skip("D4RL's ant policy is not available here")
+    mine = tmp_path / "my_copy.pkl"
+    shutil.copyfile(POLICY_FILE, mine)
+    assert main([*args, "--policy-file", str(mine)]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-2].startswith("success_rate=")
