@@ -16,6 +16,9 @@ from typing import Any
 from common.cli import config_field as field
 
 
+FLAT_GAMMA = 0.99  # Tables 6-8: discount per environment step
+
+
 @dataclass
 class AgentConfig:
     """Fields shared by every mode (TD-MPC's world model and training loop)."""
@@ -99,6 +102,8 @@ class ManagerConfig(AgentConfig):
     latent_dim: int = field(10, "latent dimension d (= intent size)")
     horizon: int = field(4, "planning horizon H in manager steps (k H environment steps)")
     k: int = field(8, "latent timescale coarseness: environment steps per manager step")
+    gamma: float = field(FLAT_GAMMA ** 8, "discount per manager step: the flat 0.99 per environment step compounded "
+                         "over k, 0.99^k (SMDP discounting; docs/manager.md); resolve_for_env follows --set k")
     reward_scale: float = field(0.1, "0.1 for maze2d and locomotion, 1.0 for antmaze (resolve_for_env)")
     iql_beta: float = field(30.0, "3 / reward_scale (resolve_for_env)")
     num_categoricals: int = field(8, "L: categorical variables of a Manager action")
@@ -127,6 +132,8 @@ def make_config(mode: str, **overrides: Any) -> AgentConfig:
 def resolve_for_env(cfg: AgentConfig, env: str, explicit: frozenset[str] = frozenset()) -> AgentConfig:
     """Task-dependent settings of Tables 7-8, unless the user set them (`explicit` names)."""
     changes: dict[str, Any] = {}
+    if cfg.mode == "manager" and "gamma" not in explicit:
+        changes["gamma"] = FLAT_GAMMA ** cfg.k  # one manager step spans k environment steps
     is_antmaze = env.startswith("antmaze")
     if cfg.mode == "manager" and "reward_scale" not in explicit:
         changes["reward_scale"] = 1.0 if is_antmaze else 0.1

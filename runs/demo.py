@@ -23,7 +23,9 @@ from common.cli import add_config_arguments, config_from_args
 from common.cli import config_field as field
 from common.device import resolve_device, resolve_profile
 
-CPU_MANAGER_STEPS = 8_000  # quick-profile Manager steps on a CPU (~7 minutes on 2 cores, docs/manager.md)
+CPU_MANAGER_STEPS = 8_000  # quick-profile Manager steps on a CPU (~9 minutes on 2 cores, docs/manager.md)
+CPU_WORKER_STEPS = 10_000  # worker steps on a CPU (BC: ~1-3 minutes per run)
+CPU_EVAL_EPISODES = 50     # final evaluation episodes on a CPU (planning is batched over them)
 
 
 @dataclass
@@ -35,13 +37,16 @@ class DemoConfig:
     device: str = field("auto", "auto | cpu | cuda")
     manager_steps: Optional[int] = field(None, "Manager training steps (default: the profile's on a GPU, "
                                          f"{CPU_MANAGER_STEPS} on a CPU)")
-    worker_steps: Optional[int] = field(None, "worker training steps (default: the profile's)")
+    worker_steps: Optional[int] = field(None, "worker training steps (default: the profile's on a GPU, "
+                                        f"{CPU_WORKER_STEPS} on a CPU)")
+    eval_episodes: Optional[int] = field(None, "workers' final evaluation episodes (default: the profile's on a "
+                                         f"GPU, 100 for paper; {CPU_EVAL_EPISODES} on a CPU)")
     runs_dir: str = field("runs", "root of the run folders")
     data_dir: Optional[str] = field(None, "folder searched first for the dataset")
 
 
 def manager_command(cfg: DemoConfig, profile: str) -> list[str]:
-    steps = cfg.manager_steps if cfg.manager_steps is not None else (None if profile == "paper" else CPU_MANAGER_STEPS)
+    steps = cfg.manager_steps if cfg.manager_steps is not None else (CPU_MANAGER_STEPS if profile == "quick" else None)
     return [sys.executable, "-m", "manager", "train", "--mode", "manager", "--env", cfg.env, "--seed", str(cfg.seed),
             "--profile", profile, "--device", cfg.device, "--runs-dir", cfg.runs_dir,
             *(["--data-dir", cfg.data_dir] if cfg.data_dir else []), *(["--steps", str(steps)] if steps else [])]
@@ -49,11 +54,17 @@ def manager_command(cfg: DemoConfig, profile: str) -> list[str]:
 
 def worker_command(cfg: DemoConfig, profile: str, intent: str) -> list[str]:
     manager = Path(cfg.runs_dir) / cfg.env / "manager" / f"seed{cfg.seed}" / "manager.pt"
+    quick = profile == "quick"  # the CPU demo: its own sizes; paper and smoke keep the profile's
+    steps = cfg.worker_steps if cfg.worker_steps is not None else (CPU_WORKER_STEPS if quick else None)
+    episodes = cfg.eval_episodes if cfg.eval_episodes is not None else (CPU_EVAL_EPISODES if quick else None)
+    # on the CPU only the final evaluation is run (planning intents at every step is the slow part)
+    eval_every = ["--eval_every", str(steps)] if quick and steps else []
     return [sys.executable, "-m", "corl", cfg.algo, "--env", cfg.env, "--seed", str(cfg.seed), "--intent", intent,
             "--profile", profile, "--device", cfg.device, "--runs_dir", cfg.runs_dir,
             *(["--data_dir", cfg.data_dir] if cfg.data_dir else []),
             *(["--manager", str(manager)] if intent == "manager" else []),
-            *(["--steps", str(cfg.worker_steps)] if cfg.worker_steps else [])]
+            *(["--steps", str(steps)] if steps else []), *eval_every,
+            *(["--final_eval_episodes", str(episodes)] if episodes else [])]
 
 
 def final_of(cfg: DemoConfig, *what: str) -> Path:

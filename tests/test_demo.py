@@ -34,6 +34,10 @@ def test_demo_commands_match_the_make_targets():
     assert worker[1:4] == ["-m", "corl", "bc"]
     assert worker[worker.index("--manager") + 1].endswith("maze2d-medium-v1/manager/seed2/manager.pt")
     assert "--manager" not in demo.worker_command(cfg, "paper", "none")
+    assert "--steps" not in worker and "--final_eval_episodes" not in worker  # the paper protocol
+    quick = demo.worker_command(cfg, "quick", "manager")
+    assert quick[quick.index("--steps") + 1] == str(demo.CPU_WORKER_STEPS) == quick[quick.index("--eval_every") + 1]
+    assert quick[quick.index("--final_eval_episodes") + 1] == str(demo.CPU_EVAL_EPISODES)
 
 
 def test_demo_reports_a_failed_step(monkeypatch, capsys, tmp_path):

@@ -194,3 +194,15 @@ def test_cli_trains_a_flat_agent_and_reports_the_score(data_dir, tmp_path, capsy
     assert "maze2d-umaze-v1" in capsys.readouterr().err  # the known names are listed
     assert manager_main(["config", "--mode", "manager", "--env", ENV, "--set", "horizon=7"]) == 0
     assert "horizon: 7" in capsys.readouterr().out
+
+
+def test_task_dependent_settings_and_the_manager_discount():
+    manager = resolve_for_env(make_config("manager"), ENV)
+    assert manager.gamma == pytest.approx(0.99 ** 8) and manager.k == 8  # SMDP: 0.99 per env step over k
+    assert (manager.reward_scale, manager.iql_beta, manager.critic_loss) == (0.1, pytest.approx(30.0), "td")
+    k4 = resolve_for_env(make_config("manager", k=4), ENV, frozenset({"k"}))
+    assert k4.gamma == pytest.approx(0.99 ** 4)
+    assert resolve_for_env(make_config("manager", gamma=0.99), ENV, frozenset({"gamma"})).gamma == 0.99
+    large = resolve_for_env(make_config("manager"), "antmaze-large-play-v2")
+    assert (large.reward_scale, large.iql_beta, large.critic_loss) == (1.0, pytest.approx(3.0), "iql")
+    assert resolve_for_env(make_config("iql_td_mpc"), ENV).gamma == 0.99  # flat agents: per env step
