@@ -1,7 +1,8 @@
 """python -m runs.demo: the whole hierarchy on one task, end to end (what `make demo` runs).
 
     dataset (generated if absent) -> Manager (IQL-TD-MPC, k-step intents) -> BC without intents
-    -> BC with the Manager's intents -> a small table of D4RL normalised scores
+    -> BC with random intents (the paper's Table 3 ablation) -> BC with the Manager's intents
+    -> a small table of D4RL normalised scores
 
 Each step is the same command `make manager` / `make worker` runs (printed before it runs), so a
 finished step is reported and skipped on a re-run and an interrupted one resumes. On a GPU the
@@ -33,6 +34,7 @@ class DemoConfig:
     env: str = field("maze2d-umaze-v1", "D4RL task name (the built-in default is generated locally)")
     seed: int = field(0, "seed of the dataset-independent parts: Manager, workers, evaluation")
     algo: str = field("bc", "the worker compared without and with intents")
+    ablation: bool = field(True, "also run the worker with random intents (paper Table 3)")
     profile: str = field("auto", "paper | quick | smoke | auto (paper on a GPU, quick on a CPU)")
     device: str = field("auto", "auto | cpu | cuda")
     manager_steps: Optional[int] = field(None, "Manager training steps (default: the profile's on a GPU, "
@@ -96,10 +98,11 @@ def run_demo(cfg: DemoConfig) -> dict[str, dict]:
 
     profile = resolve_profile(cfg.profile, resolve_device(cfg.device))
     print(f"[demo] {cfg.env}: profile {profile}; dataset, Manager, {cfg.algo} without and with intents", flush=True)
+    intents = ("none", "random", "manager") if cfg.ablation else ("none", "manager")
     load_dataset(cfg.env, cfg.data_dir)  # generated with D4RL's procedure when absent
     run_step(manager_command(cfg, profile), final_of(cfg, "manager"))
     results = {intent: run_step(worker_command(cfg, profile, intent), final_of(cfg, cfg.algo, intent))
-               for intent in ("none", "manager")}
+               for intent in intents}
     table = results_table(cfg, results)
     out = Path(cfg.runs_dir) / cfg.env / f"demo_{cfg.algo}_seed{cfg.seed}.md"
     out.write_text(table + "\n")

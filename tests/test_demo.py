@@ -10,18 +10,18 @@ def test_demo_runs_the_hierarchy_then_skips_finished_steps(data_dir, tmp_path, m
     cfg = demo.DemoConfig(profile="smoke", device="cpu", manager_steps=100, runs_dir=str(tmp_path / "runs"),
                           data_dir=str(data_dir))
     results = demo.run_demo(cfg)
-    assert set(results) == {"none", "manager"}
+    assert list(results) == ["none", "random", "manager"]
     assert all(r["steps"] == 200 and r["eval_episodes"] == 2 for r in results.values())
     assert (tmp_path / "runs" / cfg.env / "manager" / "seed0" / "manager.pt").is_file()
     table = (tmp_path / "runs" / cfg.env / "demo_bc_seed0.md").read_text()
-    assert "| bc | none | 200 | 2 |" in table and "| bc | manager | 200 | 2 |" in table
+    assert all(f"| bc | {intent} | 200 | 2 |" in table for intent in results)
 
     def must_not_run(*args, **kwargs):
         raise AssertionError(f"a finished step was run again: {args}")
 
     monkeypatch.setattr(subprocess, "run", must_not_run)
     assert demo.run_demo(cfg) == results
-    assert capsys.readouterr().out.count("done already") == 3
+    assert capsys.readouterr().out.count("done already") == 4
 
 
 def test_demo_commands_match_the_make_targets():
