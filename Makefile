@@ -30,7 +30,7 @@ endif
 .PHONY: setup demo demo-reference test test-all tasks-reference manager flat worker clean-venv help
 
 help:
-	@echo "make demo                  the whole hierarchy on ENV: dataset -> Manager -> BC without/with intents -> table"
+	@echo "make demo                  the whole hierarchy on ENV: dataset -> Manager -> BC none/random/Manager intents -> table"
 	@echo "make demo-reference        score D4RL's waypoint controller and the random policy on ENV"
 	@echo "make test                  run the test suite (slow end-to-end checks: make test-all)"
 	@echo "make tasks-reference       the docs/tasks.md measurements (reference scores, dataset stats)"
