@@ -67,6 +67,23 @@ def dataset_statistics(name: str, steps: int, seed: int) -> dict:
             "generation_s_incl_write": elapsed, "steps_per_s_incl_write": n / elapsed, "file_mb": size_mb}
 
 
+TABLE_COLUMNS = (("steps", "{:,}"), ("segments_1001", "{}"), ("trajectories_split_on_terminals_or_timeouts", "{:,}"),
+                 ("mean_segment_return", "{:.2f}"), ("rewarded_fraction", "{:.4f}"), ("segments_with_reward", "{:.2f}"),
+                 ("commanded_goal_reached", "{:.2f}"), ("flipped_at_segment_end", "{:.2f}"),
+                 ("steps_per_s_incl_write", "{:.0f}"), ("file_mb", "{:.0f} MB"))
+
+
+def dataset_table(results: dict) -> str:
+    """The markdown rows of docs/tasks.md's antmaze dataset table, from a results JSON."""
+    def cell(value, fmt):
+        return "-" if value is None else fmt.format(value)
+
+    rows = []
+    for name, d in sorted(results.get("datasets", {}).items(), key=lambda item: list(TASKS).index(item[0])):
+        rows.append("| " + " | ".join([name, *(cell(d.get(key), fmt) for key, fmt in TABLE_COLUMNS)]) + " |")
+    return "\n".join(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--episodes", type=int, default=50, help="evaluation episodes of the expert")
@@ -77,7 +94,11 @@ def main() -> None:
     parser.add_argument("--skip-eval", action="store_true")
     parser.add_argument("--skip-datasets", action="store_true")
     parser.add_argument("--out", default=None, help="write (update) the results as JSON here")
+    parser.add_argument("--table", action="store_true", help="only print the dataset table rows of --out's JSON")
     args = parser.parse_args()
+    if args.table:
+        print(dataset_table(json.loads(Path(args.out).read_text())))
+        return
     results = {}
     if args.out and Path(args.out).is_file():
         results = json.loads(Path(args.out).read_text())
