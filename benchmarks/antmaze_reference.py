@@ -15,7 +15,6 @@ import argparse
 import json
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -24,7 +23,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common.atomic import write_json_atomic  # noqa: E402
-from tasks import TASKS, evaluate_policy, generate_dataset, make_policy, read_dataset, trajectories  # noqa: E402
+from generation_timing import timed_generation  # noqa: E402
+from tasks import TASKS, evaluate_policy, make_policy, trajectories  # noqa: E402
 from tasks.antmaze.generate import EPISODE_ROWS  # noqa: E402
 from tasks.datasets import code_version  # noqa: E402
 
@@ -39,12 +39,7 @@ def success_rate(name: str, policy: str, episodes: int, seed: int) -> dict:
 
 
 def dataset_statistics(name: str, steps: int, seed: int) -> dict:
-    with tempfile.TemporaryDirectory() as tmp:
-        start = time.perf_counter()
-        path = generate_dataset(name, out=Path(tmp) / "data.hdf5", steps=steps, seed=seed, show_progress=True)
-        elapsed = time.perf_counter() - start
-        size_mb = path.stat().st_size / 2**20
-        data = read_dataset(path, TASKS[name])
+    data, elapsed, size_mb = timed_generation(name, steps, seed, show_progress=True)
     n = len(data["rewards"])
     bounds = [(s, min(s + EPISODE_ROWS, n)) for s in range(0, n, EPISODE_ROWS)]
     full = [(s, e) for s, e in bounds if e - s == EPISODE_ROWS]

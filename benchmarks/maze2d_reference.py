@@ -12,8 +12,6 @@ from __future__ import annotations
 import argparse
 import platform
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +19,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common.atomic import write_json_atomic  # noqa: E402
-from tasks import TASKS, evaluate_policy, generate_dataset, get_normalized_score, make_policy, read_dataset, trajectories  # noqa: E402
+from generation_timing import timed_generation  # noqa: E402
+from tasks import TASKS, evaluate_policy, get_normalized_score, make_policy, trajectories  # noqa: E402
 from tasks.datasets import code_version  # noqa: E402
 
 
@@ -38,12 +37,7 @@ def score_policies(name: str, episodes: int, seed: int) -> dict:
 
 
 def dataset_statistics(name: str, steps: int | None, seed: int) -> dict:
-    with tempfile.TemporaryDirectory() as tmp:
-        start = time.perf_counter()
-        path = generate_dataset(name, out=Path(tmp) / "data.hdf5", steps=steps, seed=seed, show_progress=False)
-        elapsed = time.perf_counter() - start
-        size_mb = path.stat().st_size / 2**20
-        data = read_dataset(path, TASKS[name])
+    data, elapsed, size_mb = timed_generation(name, steps, seed, show_progress=False)
     episodes = trajectories(data, drop_incomplete=False)
     returns = np.array([ep["rewards"].sum() for ep in episodes])
     lengths = np.array([len(ep["rewards"]) for ep in episodes])

@@ -49,3 +49,11 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
 def config_from_args(cls: type[T], namespace: argparse.Namespace) -> T:
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     return cls(**{k: v for k, v in vars(namespace).items() if k in names})
+
+
+def parse_config(cls: type[T], prog: str, description: str | None, argv: list[str] | None = None) -> T:
+    """The usual entry point: an argparse CLI with one flag per field of `cls`, parsed into `cls`."""
+    parser = argparse.ArgumentParser(prog=prog, description=description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_arguments(parser, cls)
+    return config_from_args(cls, parser.parse_args(argv))

@@ -11,7 +11,6 @@ CPU the quick profile with a shorter Manager run, so the demo fits in about 15 m
 """
 from __future__ import annotations
 
-import argparse
 import json
 import shlex
 import subprocess
@@ -20,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from common.cli import add_config_arguments, config_from_args
+from common.atomic import write_text_atomic
+from common.cli import parse_config
 from common.cli import config_field as field
 from common.device import resolve_device, resolve_profile
 
@@ -105,16 +105,13 @@ def run_demo(cfg: DemoConfig) -> dict[str, dict]:
                for intent in intents}
     table = results_table(cfg, results)
     out = Path(cfg.runs_dir) / cfg.env / f"demo_{cfg.algo}_seed{cfg.seed}.md"
-    out.write_text(table + "\n")
+    write_text_atomic(out, table + "\n")
     print("\n" + table + f"\n\n(written to {out})")
     return results
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m runs.demo", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_arguments(parser, DemoConfig)
-    cfg = config_from_args(DemoConfig, parser.parse_args(argv))
+    cfg = parse_config(DemoConfig, "python -m runs.demo", __doc__, argv)
     try:
         run_demo(cfg)
     except subprocess.CalledProcessError as exc:

@@ -10,7 +10,6 @@ The .pt is copied byte for byte (its sha256 stays valid); the sidecar gains `pub
 """
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import sys
@@ -18,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.atomic import atomic_path, write_json_atomic
-from common.cli import add_config_arguments, config_field, config_from_args
+from common.cli import config_field, parse_config
 
 EXPERT_LEVEL = 88.0  # normalised; D4RL's halfcheetah expert data is about 88-92 by common accounts
 
@@ -66,10 +65,7 @@ def publish(run_dir: Path, assets_dir: Path, replace_medium: bool = False) -> li
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tasks.halfcheetah.publish", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_arguments(parser, PublishConfig)
-    cfg = config_from_args(PublishConfig, parser.parse_args(argv))
+    cfg = parse_config(PublishConfig, "python -m tasks.halfcheetah.publish", __doc__, argv)
     import tasks.halfcheetah as package
 
     run_dir = Path(cfg.root).expanduser() / "halfcheetah" / "train" / f"seed{cfg.seed}"

@@ -26,7 +26,6 @@ best.* into tasks/halfcheetah/assets/ (best as expert.*) to commit them.
 """
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 import time
@@ -41,7 +40,7 @@ from torch.nn import functional as F
 
 from common.atomic import write_json_atomic
 from common.checkpoint import CheckpointError, load_checkpoint, save_atomic
-from common.cli import add_config_arguments, config_field, config_from_args
+from common.cli import config_field, parse_config
 from common.device import resolve_device
 from common.metrics import MetricWindow, TrainingDiverged
 from common.progress import progress_bar
@@ -469,10 +468,7 @@ def run_training(cfg: SACConfig) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tasks.halfcheetah.sac", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_arguments(parser, SACConfig)
-    cfg = config_from_args(SACConfig, parser.parse_args(argv))
+    cfg = parse_config(SACConfig, "python -m tasks.halfcheetah.sac", __doc__, argv)
     try:
         result = run_training(cfg)
     except (CheckpointError, TrainingDiverged, ValueError) as exc:
