@@ -1,0 +1,45 @@
+#!/bin/bash
+# Run THERE (the lent GPU machine, through the device tool's `run`), from the repo root; each stage
+# fits one 10-minute call. docs/gpu.md has the plan and how results come back.
+#
+#   bash benchmarks/gpu/stage.sh speed           # manager + worker updates/s and planning ms (~5 min)
+#   bash benchmarks/gpu/stage.sh train CMD...    # one resumable chunk of a training command, e.g.
+#        bash benchmarks/gpu/stage.sh train python3 -m manager train --mode manager \
+#             --env maze2d-medium-v1 --profile paper --time-limit-s 480
+#        bash benchmarks/gpu/stage.sh train python3 -m corl bc --env maze2d-medium-v1 --intent none \
+#             --profile paper --chunk_steps 100000
+#
+# `train` adds --device cuda and the run/data folders (.gpu_runs/, /tmp/d4rl), regenerates the
+# dataset when the machine is fresh (maze2d: about a minute), and returns .gpu_runs/ as 15 MiB
+# parts in $OUT (cat gpu_runs.tar.part* | tar x) so a fresh machine can resume from them.
+set -euo pipefail
+: "${OUT:?run me through the device tool (it sets OUT)}"
+export PYTHONUNBUFFERED=1 D4RL_DATASET_DIR=${D4RL_DATASET_DIR:-/tmp/d4rl}
+DEVICE=${DEVICE:-cuda}  # DEVICE=cpu tries a stage here without a GPU
+if [ -d .whl ]; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+    export PYTHONPATH=/tmp/site
+fi
+if command -v nvidia-smi >/dev/null; then nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"; fi
+python3 -c "import torch, gymnasium, mujoco, h5py, pyrallis; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
+stage=${1:?stage: speed | train CMD...}; shift
+case "$stage" in
+speed)
+    python3 benchmarks/manager_speed.py --device "$DEVICE" --out "$OUT/manager_speed_gpu.json" 2>&1 | tee "$OUT/manager_speed.log"
+    corl=(); [ -d .corl_ref ] && corl=(--corl .corl_ref)
+    python3 benchmarks/worker_speed.py "${corl[@]}" --device "$DEVICE" --out "$OUT/worker_speed_gpu.json" 2>&1 | tee "$OUT/worker_speed.log"
+    ;;
+train)
+    mkdir -p .gpu_runs "$D4RL_DATASET_DIR"
+    case " $* " in
+        *" -m corl "*) extra=(--runs_dir .gpu_runs --data_dir "$D4RL_DATASET_DIR" --progress false) ;;
+        *) extra=(--runs-dir .gpu_runs --data-dir "$D4RL_DATASET_DIR" --no-progress) ;;
+    esac
+    status=0
+    "$@" --device "$DEVICE" "${extra[@]}" 2>&1 | tee "$OUT/train.log" || status=$?
+    tar cf - .gpu_runs | split -b 15M - "$OUT/gpu_runs.tar.part"
+    exit $status
+    ;;
+*)
+    echo "unknown stage '$stage': use speed or train" >&2; exit 2 ;;
+esac
