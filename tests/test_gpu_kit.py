@@ -47,6 +47,16 @@ def test_train_stage_runs_a_worker_chunk_and_returns_its_run_folder(data_dir, tm
     assert ".gpu_runs/maze2d-umaze-v1/bc/none/seed0/final.json" in names
 
 
+def test_train_stage_runs_a_manager_chunk(data_dir, tmp_path):
+    """The Manager's argparse CLI spells the run folder and progress flags differently from pyrallis."""
+    work, out = tmp_path / "work", tmp_path / "out"
+    work.mkdir(), out.mkdir()
+    result = run_stage(["train", "python3", "-m", "manager", "train", "--mode", "manager", "--env", "maze2d-umaze-v1",
+                        "--profile", "smoke", "--steps", "50"], work, out, data_dir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (work / ".gpu_runs" / "maze2d-umaze-v1" / "manager" / "seed0" / "manager.pt").exists()
+
+
 def test_unknown_stage_is_an_error(tmp_path):
     out = tmp_path / "out"
     out.mkdir()

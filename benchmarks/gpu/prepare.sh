@@ -9,11 +9,14 @@
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
 mkdir -p .whl
+# versions: requirements.txt's pins (one source of truth); mujoco's two parts share mujoco's version
+pin() { grep -E "^$1==" requirements.txt || { echo "error: $1 is not pinned in requirements.txt" >&2; exit 1; }; }
+mujoco_version=$(pin mujoco | cut -d= -f3)
 python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
     --platform manylinux2014_x86_64 --platform manylinux1_x86_64 -d .whl \
-    gymnasium==1.4.0 farama-notifications==0.0.6 mujoco==4.0.0 mujoco-core==4.0.0 mujoco-studio==4.0.0 \
-    websockets glfw==2.11.0 pyopengl==3.1.10 pyrallis==0.3.1
+    "$(pin gymnasium)" "$(pin pyrallis)" "$(pin mujoco)" "mujoco-core==$mujoco_version" "mujoco-studio==$mujoco_version" \
+    farama-notifications websockets glfw pyopengl
 if [ $# -ge 1 ]; then
     rm -rf .corl_ref && mkdir -p .corl_ref/algorithms
     cp -r "$1/algorithms/offline" .corl_ref/algorithms/

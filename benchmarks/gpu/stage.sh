@@ -9,9 +9,9 @@
 #        bash benchmarks/gpu/stage.sh train python3 -m corl bc --env maze2d-medium-v1 --intent none \
 #             --profile paper --chunk_steps 100000
 #
-# `train` adds --device cuda and the run/data folders (.gpu_runs/, /tmp/d4rl), regenerates the
-# dataset when the machine is fresh (maze2d: about a minute), and returns .gpu_runs/ as 15 MiB
-# parts in $OUT (cat gpu_runs.tar.part* | tar x) so a fresh machine can resume from them.
+# `train` adds --device cuda and the run folder .gpu_runs/; datasets live in $D4RL_DATASET_DIR (default
+# /tmp/d4rl), regenerated when the machine is fresh (maze2d: about a minute). It returns .gpu_runs/ as
+# 15 MiB parts in $OUT (cat gpu_runs.tar.part* | tar x) so a fresh machine can resume from them.
 set -euo pipefail
 : "${OUT:?run me through the device tool (it sets OUT)}"
 export PYTHONUNBUFFERED=1 D4RL_DATASET_DIR=${D4RL_DATASET_DIR:-/tmp/d4rl}
@@ -31,9 +31,11 @@ speed)
     ;;
 train)
     mkdir -p .gpu_runs "$D4RL_DATASET_DIR"
+    # datasets: found in and regenerated into $D4RL_DATASET_DIR by the task layer; only the run folder and
+    # the progress flag are spelled differently by the workers' pyrallis CLI and the Manager's argparse one
     case " $* " in
-        *" -m corl "*) extra=(--runs_dir .gpu_runs --data_dir "$D4RL_DATASET_DIR" --progress false) ;;
-        *) extra=(--runs-dir .gpu_runs --data-dir "$D4RL_DATASET_DIR" --no-progress) ;;
+        *" -m corl "*) extra=(--runs_dir .gpu_runs --progress false) ;;
+        *) extra=(--runs-dir .gpu_runs --no-progress) ;;
     esac
     status=0
     "$@" --device "$DEVICE" "${extra[@]}" 2>&1 | tee "$OUT/train.log" || status=$?
