@@ -6,8 +6,13 @@ CORL's default hyper-parameters; ours is built by the worker file's own `build_a
 the constructor calls of its train() (algorithms/offline/<algo>.py of a CORL checkout, imported
 with stand-ins for d4rl, gym, wandb and pyrallis, which the update step never touches). The two
 are timed in alternating rounds and the figure is the ratio of median updates/s (ours / CORL),
-so drift of a shared machine cancels out. DT has no trainer class in CORL (its loop lives inside
-train()), so it is not compared here.
+so drift of a shared machine cancels out.
+
+DT has no trainer class in CORL: its update is the body of the loop in train(). The CORL side is
+CORL's DecisionTransformer (its TrainConfig defaults) driven by that body as CORL writes it
+(AdamW, warmup LambdaLR, masked MSE, grad-norm clip, and the loss.item() its per-step log reads);
+ours is corl/dt.py's build_algo(...).update. Both get the same random (B, 20)-step sequences, B
+= CORL's maze2d preset batch 4096 on a GPU, its generic default 64 on a CPU (--dt-batch).
 
     python benchmarks/worker_speed.py --corl /path/to/CORL [--device cpu|cuda] \
         [--out docs/results/worker_speed_cpu.json]
@@ -32,13 +37,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common.atomic import write_json_atomic  # noqa: E402
 from common.machine import device_description  # noqa: E402
-from corl import any_percent_bc, awac, cql, iql, td3_bc  # noqa: E402
+from corl import any_percent_bc, awac, cql, dt, iql, td3_bc  # noqa: E402
 from tasks.datasets import code_version  # noqa: E402
 
 STATE_DIM, ACTION_DIM, BATCH = 14, 2, 256  # maze2d (4) + the Manager's intent (10); CORL's batch size
 OURS = {"bc": (any_percent_bc, any_percent_bc.BCConfig), "td3_bc": (td3_bc, td3_bc.TD3BCConfig),
         "iql": (iql, iql.IQLConfig), "awac": (awac, awac.AWACConfig), "cql": (cql, cql.CQLConfig)}
-CORL_FILES = {"bc": "any_percent_bc", "td3_bc": "td3_bc", "iql": "iql", "awac": "awac", "cql": "cql"}
+CORL_FILES = {"bc": "any_percent_bc", "td3_bc": "td3_bc", "iql": "iql", "awac": "awac", "cql": "cql", "dt": "dt"}
+DT_EPISODE_LEN = 1000  # CORL's TrainConfig.episode_len (rows of the timestep embedding - seq_len)
 
 
 def _stand_in(name: str) -> types.ModuleType:
@@ -117,7 +123,36 @@ def build_corl(m: types.ModuleType, algo: str, device: str):
     raise ValueError(algo)
 
 
+def build_corl_dt(m: types.ModuleType, device: str) -> Callable:
+    """CORL's DecisionTransformer with its TrainConfig defaults, updated by the body of its train() loop."""
+    c = m.TrainConfig()
+    model = m.DecisionTransformer(
+        state_dim=STATE_DIM, action_dim=ACTION_DIM, embedding_dim=c.embedding_dim, seq_len=c.seq_len,
+        episode_len=c.episode_len, num_layers=c.num_layers, num_heads=c.num_heads,
+        attention_dropout=c.attention_dropout, residual_dropout=c.residual_dropout,
+        embedding_dropout=c.embedding_dropout, max_action=c.max_action).to(device)
+    optim = torch.optim.AdamW(model.parameters(), lr=c.learning_rate, weight_decay=c.weight_decay, betas=c.betas)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optim, lambda steps: min((steps + 1) / c.warmup_steps, 1))
+
+    def step(batch: list[torch.Tensor]) -> dict[str, float]:
+        states, actions, returns, time_steps, mask = batch
+        predicted = model(states=states, actions=actions, returns_to_go=returns, time_steps=time_steps,
+                          padding_mask=~mask.to(torch.bool))
+        loss = (torch.nn.functional.mse_loss(predicted, actions.detach(), reduction="none") * mask.unsqueeze(-1)).mean()
+        optim.zero_grad()
+        loss.backward()
+        if c.clip_grad is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), c.clip_grad)
+        optim.step()
+        scheduler.step()
+        return {"train_loss": loss.item(), "learning_rate": scheduler.get_last_lr()[0]}  # CORL logs both every step
+
+    return step
+
+
 def build_ours(algo: str, device: str) -> Callable:
+    if algo == "dt":
+        return dt.build_algo(dt.DTConfig(), STATE_DIM, ACTION_DIM, DT_EPISODE_LEN, device).update
     module, config_cls = OURS[algo]
     cfg = config_cls(env="maze2d-umaze-v1", steps=1_000_000)  # steps: the length of IQL's lr schedule
     return module.build_algo(cfg, STATE_DIM, ACTION_DIM, 1.0, device).update
@@ -130,6 +165,23 @@ def random_batches(n: int, device: str, seed: int = 0) -> list[list[torch.Tensor
     return [[t.to(device) for t in (make(BATCH, STATE_DIM), make(BATCH, ACTION_DIM).clamp(-0.99, 0.99),
                                      make(BATCH, 1), make(BATCH, STATE_DIM),
                                      (torch.rand(BATCH, 1, generator=g) < 0.01).float())] for _ in range(n)]
+
+
+def random_sequences(n: int, batch: int, device: str, seq_len: int = 20, seed: int = 0) -> list[list[torch.Tensor]]:
+    """DT batches [states, actions, returns_to_go, time_steps, mask] as both sides' samplers return
+    them; a quarter of the sequences run past their trajectory's end (mask 0 on the tail)."""
+    g = torch.Generator().manual_seed(seed)
+    batches = []
+    for _ in range(n):
+        valid = torch.where(torch.rand(batch, 1, generator=g) < 0.25,
+                            torch.randint(1, seq_len + 1, (batch, 1), generator=g), torch.full((batch, 1), seq_len))
+        mask = (torch.arange(seq_len)[None] < valid).float()  # (B, K)
+        start = torch.randint(0, DT_EPISODE_LEN - seq_len, (batch, 1), generator=g)
+        parts = (torch.randn(batch, seq_len, STATE_DIM, generator=g) * mask[..., None],
+                 (torch.rand(batch, seq_len, ACTION_DIM, generator=g) * 2 - 1) * mask[..., None],
+                 torch.randn(batch, seq_len, generator=g) * mask, start + torch.arange(seq_len)[None], mask)
+        batches.append([t.to(device) for t in parts])
+    return batches
 
 
 def timed(step: Callable, batches, device: str, updates: int) -> float:
@@ -147,30 +199,44 @@ def timed(step: Callable, batches, device: str, updates: int) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corl", type=Path, default=None, help="root of a CORL checkout (the reference)")
-    parser.add_argument("--algos", default="bc,td3_bc,iql,awac,cql", help="comma-separated workers")
+    parser.add_argument("--algos", default="bc,td3_bc,iql,awac,cql,dt", help="comma-separated workers")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--updates", type=int, default=200, help="updates per timed round")
+    parser.add_argument("--dt-batch", type=int, default=None,
+                        help="DT's batch of sequences (default: 4096, CORL's maze2d preset, on a GPU; 64 on a CPU)")
+    parser.add_argument("--dt-updates", type=int, default=None,
+                        help="DT updates per timed round (default: --updates on a GPU, 10 on a CPU)")
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds (median taken)")
     parser.add_argument("--out", type=Path, default=None, help="write the figures as JSON")
     args = parser.parse_args(argv)
+    on_gpu = args.device.startswith("cuda")
+    dt_batch = args.dt_batch or (4096 if on_gpu else 64)
+    dt_updates = args.dt_updates or (args.updates if on_gpu else 10)
     torch.manual_seed(0)
     batches = random_batches(16, args.device)
     results = {}
     for algo in args.algos.split(","):
         ours = build_ours(algo, args.device)
-        corl = build_corl(load_corl_module(args.corl, algo), algo, args.device)[1] if args.corl else None
+        corl = None
+        if args.corl:
+            module = load_corl_module(args.corl, algo)
+            corl = build_corl_dt(module, args.device) if algo == "dt" else build_corl(module, algo, args.device)[1]
+        data = random_sequences(4, dt_batch, args.device) if algo == "dt" else batches
+        updates = dt_updates if algo == "dt" else args.updates
         for step in (ours, corl):  # warm-up
             if step is not None:
-                timed(step, batches, args.device, 20)
+                timed(step, data, args.device, max(2, updates // 10))
         ours_rates, corl_rates = [], []
         for _ in range(args.rounds):
-            ours_rates.append(timed(ours, batches, args.device, args.updates))
+            ours_rates.append(timed(ours, data, args.device, updates))
             if corl is not None:
-                corl_rates.append(timed(corl, batches, args.device, args.updates))
-        row = {"ours_updates_per_s": round(statistics.median(ours_rates), 1)}
+                corl_rates.append(timed(corl, data, args.device, updates))
+        row = {"ours_updates_per_s": round(statistics.median(ours_rates), 2 if algo == "dt" else 1)}
         if corl_rates:
-            row["corl_updates_per_s"] = round(statistics.median(corl_rates), 1)
+            row["corl_updates_per_s"] = round(statistics.median(corl_rates), 2 if algo == "dt" else 1)
             row["ratio_ours_over_corl"] = round(float(np.median(np.array(ours_rates) / np.array(corl_rates))), 3)
+        if algo == "dt":
+            row.update(batch_size=dt_batch, seq_len=20, updates_per_round=updates)
         results[algo] = row
         print(f"{algo:7s} " + "  ".join(f"{k}={v}" for k, v in row.items()), flush=True)
     if args.out:

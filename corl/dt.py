@@ -332,6 +332,16 @@ class DT:
         self.scheduler.load_state_dict(state["scheduler"])
 
 
+def build_algo(cfg: DTConfig, state_dim: int, action_dim: int, episode_len: int, device: str | torch.device) -> DT:
+    """The model (on `device`) and its trainer, from the config's fields."""
+    model = DecisionTransformer(state_dim, action_dim, seq_len=cfg.seq_len, episode_len=episode_len,
+                                embedding_dim=cfg.embedding_dim, num_layers=cfg.num_layers, num_heads=cfg.num_heads,
+                                attention_dropout=cfg.attention_dropout, residual_dropout=cfg.residual_dropout,
+                                embedding_dropout=cfg.embedding_dropout, max_action=cfg.max_action).to(device)
+    return DT(model, cfg.learning_rate, cfg.betas, cfg.weight_decay, cfg.warmup_steps, cfg.clip_grad,
+              cfg.reward_scale, cfg.target_returns)
+
+
 def train(cfg: DTConfig) -> dict[str, Any] | None:
     run = WorkerRun(cfg)
     cfg = run.cfg
@@ -343,12 +353,7 @@ def train(cfg: DTConfig) -> dict[str, Any] | None:
     state_dim, action_dim, _ = env_dims(eval_env)  # DT's action scale is its max_action field, as CORL
     buffer = SequenceBuffer(trajs, state_mean, state_std, cfg.seq_len, cfg.reward_scale, run.device, seed=cfg.seed)
     episode_len = timestep_episode_len(cfg.episode_len or run.task.max_episode_steps, int(buffer.lengths.max()))
-    model = DecisionTransformer(state_dim, action_dim, seq_len=cfg.seq_len, episode_len=episode_len,
-                                embedding_dim=cfg.embedding_dim, num_layers=cfg.num_layers, num_heads=cfg.num_heads,
-                                attention_dropout=cfg.attention_dropout, residual_dropout=cfg.residual_dropout,
-                                embedding_dropout=cfg.embedding_dropout, max_action=cfg.max_action).to(run.device)
-    algo = DT(model, cfg.learning_rate, cfg.betas, cfg.weight_decay, cfg.warmup_steps, cfg.clip_grad,
-              cfg.reward_scale, cfg.target_returns)
+    algo = build_algo(cfg, state_dim, action_dim, episode_len, run.device)
     return run.train(algo, buffer, eval_env, state_mean, state_std, cfg.batch_size)
 
 

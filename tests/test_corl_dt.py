@@ -250,13 +250,32 @@ def test_presets_load_and_set_corl_values():
     antmaze = yaml.safe_load((ROOT / "corl" / "presets" / "dt" / "antmaze.yaml").read_text())["datasets"]
     assert antmaze["antmaze-large-diverse-v2"]["target_returns"] == [1.0, 0.5, 0.25, 0.125, 0.06, 0.03]
     assert "antmaze-large-play-v2" not in antmaze
-    cfg = worker_config.parse_worker_config(dt.DTConfig, "dt", ["--env", ENV])
+    cfg = worker_config.parse_worker_config(dt.DTConfig, "dt", ["--env", ENV, "--profile", "paper"])
     assert (cfg.batch_size, cfg.learning_rate, cfg.reward_scale) == (4096, 8e-4, 1.0)
     assert cfg.target_returns == (280.0, 140.0)
     assert (cfg.embedding_dim, cfg.num_layers, cfg.num_heads, cfg.seq_len, cfg.warmup_steps) == (128, 3, 1, 20, 10_000)
     assert (cfg.betas, cfg.weight_decay, cfg.clip_grad, cfg.algo) == ((0.9, 0.999), 1e-4, 0.25, "dt")
     cfg = worker_config.parse_worker_config(dt.DTConfig, "dt", ["--env", ENV, "--target_returns", "[100]"])
     assert cfg.target_returns == (100.0,)
+
+
+def test_cpu_profiles_shrink_dt_batch_and_warmup_but_flags_win():
+    quick = worker_config.parse_worker_config(dt.DTConfig, "dt", ["--env", ENV, "--profile", "quick"])
+    assert (quick.batch_size, quick.warmup_steps, quick.learning_rate) == (64, 500, 8e-4)  # lr: the preset's
+    auto_on_cpu = worker_config.parse_worker_config(dt.DTConfig, "dt", ["--env", ENV, "--device", "cpu"])
+    assert (auto_on_cpu.batch_size, auto_on_cpu.warmup_steps) == (64, 500)
+    smoke = worker_config.parse_worker_config(dt.DTConfig, "dt", ["--env", ENV, "--profile", "smoke"])
+    assert (smoke.batch_size, smoke.warmup_steps) == (16, 20)
+    flags = worker_config.parse_worker_config(
+        dt.DTConfig, "dt", ["--env", ENV, "--profile", "quick", "--batch_size", "4096", "--warmup_steps", "7"])
+    assert (flags.batch_size, flags.warmup_steps) == (4096, 7)
+    with pytest.raises(ValueError, match="unknown profile 'fast'"):
+        worker_config.parse_worker_config(dt.DTConfig, "dt", ["--env", ENV, "--profile", "fast"])
+    # the other workers keep their presets at every profile
+    from corl import td3_bc
+    paper = worker_config.parse_worker_config(td3_bc.TD3BCConfig, "td3_bc", ["--env", ENV, "--profile", "paper"])
+    assert worker_config.parse_worker_config(td3_bc.TD3BCConfig, "td3_bc", ["--env", ENV, "--profile", "quick"]) \
+        == dataclasses.replace(paper, profile="quick")
 
 
 # --- end to end ---------------------------------------------------------------------------------

@@ -6,8 +6,9 @@ Values are resolved in this order (later wins):
   1. the dataclass defaults (CORL's defaults for the algorithm);
   2. the preset `corl/presets/<algo>/<domain>.yaml` (CORL's per-domain overrides; `datasets:`
      holds per-dataset overrides inside the domain file);
-  3. the profile's run size (steps, eval cadence and episodes) for fields left unset;
-  4. `--config_path FILE` and command-line flags (pyrallis).
+  3. the profile's compute knobs for the algorithm (`PROFILE_ALGO_FIELDS`: DT's batch on a CPU);
+  4. `--config_path FILE` and command-line flags (pyrallis);
+  5. the profile's run size (steps, eval cadence and episodes) for run-size fields left unset.
 """
 # (no `from __future__ import annotations`: pyrallis needs evaluated field types)
 
@@ -23,6 +24,7 @@ import pyrallis
 import yaml
 
 from common.cli import config_field as field
+from common.device import resolve_device, resolve_profile
 from tasks import get_task
 from wrappers import INTENT_CHOICES
 
@@ -39,6 +41,18 @@ PROFILES: dict[str, dict[str, Any]] = {
               "eval_episodes": 2, "final_eval_episodes": 2},
 }
 
+# Compute knobs a CPU can afford, per profile and algorithm, set like a preset (the command line
+# still wins); `paper` changes nothing (the Manager's profiles do the same, manager/config.py).
+# Only DT needs one: CORL's maze2d and halfcheetah presets train it on 4096 sequences of 60 tokens,
+# about 55 s per update on one CPU core, so 5K quick steps would take days; CORL's generic DT
+# default, batch 64, is ~0.45 s (docs/workers.md). warmup_steps keeps CORL's warmup share of the
+# run (10K of its 100K update_steps = 10%) at the profile's 5K (quick) and 200 (smoke) steps.
+PROFILE_ALGO_FIELDS: dict[str, dict[str, dict[str, Any]]] = {
+    "paper": {},
+    "quick": {"dt": {"batch_size": 64, "warmup_steps": 500}},
+    "smoke": {"dt": {"batch_size": 16, "warmup_steps": 20}},
+}
+
 C = TypeVar("C", bound="WorkerConfig")
 
 
@@ -49,7 +63,8 @@ class WorkerConfig:
     algo: str = field("", "algorithm name (set by each worker file)")
     env: str = field("maze2d-umaze-v1", "D4RL task name")
     seed: int = field(0, "seed of initialisation, sampling and evaluation")
-    profile: str = field("auto", "paper | quick | smoke | auto (paper on a GPU, quick on a CPU)")
+    profile: str = field("auto", "paper | quick | smoke | auto (paper on a GPU, quick on a CPU); quick and smoke also "
+                                 "shrink DT's batch (PROFILE_ALGO_FIELDS in corl/shared/config.py)")
     steps: Optional[int] = field(None, "training steps (default: the profile's; paper: 200K with intents, 500K without)")
     eval_every: Optional[int] = field(None, "evaluate every this many steps (default: the profile's)")
     eval_episodes: Optional[int] = field(None, "episodes per evaluation during training (default: the profile's)")
@@ -88,12 +103,22 @@ def load_preset(algo: str, env: str) -> dict[str, Any]:
     return {**data, **(per_dataset.get(env) or {})}
 
 
+def profile_algo_fields(algo: str, profile: str, device: str = "auto") -> dict[str, Any]:
+    """The compute knobs `profile` (resolved on `device` when 'auto') sets for `algo`."""
+    if profile not in ("auto", *PROFILES):
+        raise ValueError(f"unknown profile {profile!r}; choose one of auto, {', '.join(PROFILES)}")
+    return dict(PROFILE_ALGO_FIELDS[resolve_profile(profile, resolve_device(device))].get(algo, {}))
+
+
 def parse_worker_config(cls: type[C], algo: str, argv: Sequence[str] | None = None) -> C:
-    """Defaults <- preset(algo, env) <- command line (pyrallis; `--config_path FILE` replaces the preset)."""
+    """Defaults <- preset(algo, env) <- the profile's compute knobs for algo <- command line
+    (pyrallis; `--config_path FILE` replaces the preset and the knobs)."""
+    defaults = cls()
     pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--env", default=cls().env)
+    for name in ("env", "profile", "device"):
+        pre.add_argument(f"--{name}", default=getattr(defaults, name))
     known, _ = pre.parse_known_args(argv)
-    preset = {**load_preset(algo, known.env), "algo": algo}
+    preset = {**load_preset(algo, known.env), **profile_algo_fields(algo, known.profile, known.device), "algo": algo}
     unknown = set(preset) - {f.name for f in dataclasses.fields(cls)}
     if unknown:
         raise ValueError(f"preset {preset_path(algo, known.env)} sets unknown fields {sorted(unknown)}")
