@@ -6,7 +6,7 @@ CORL's default hyper-parameters; ours is built by the worker file's own `build_a
 the constructor calls of its train() (algorithms/offline/<algo>.py of a CORL checkout, imported
 with stand-ins for d4rl, gym, wandb and pyrallis, which the update step never touches). The two
 are timed in alternating rounds and the figure is the ratio of median updates/s (ours / CORL),
-so drift of a shared machine cancels out.
+so drift of a shared machine cancels out. IDQL (not in CORL) is timed alone, at its own batch of 512.
 
 DT has no trainer class in CORL: its update is the body of the loop in train(). The CORL side is
 CORL's DecisionTransformer (its TrainConfig defaults) driven by that body as CORL writes it
@@ -37,12 +37,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common.atomic import write_json_atomic  # noqa: E402
 from common.machine import device_description  # noqa: E402
-from corl import any_percent_bc, awac, cql, dt, iql, td3_bc  # noqa: E402
+from corl import any_percent_bc, awac, cql, dt, idql, iql, td3_bc  # noqa: E402
 from tasks.datasets import code_version  # noqa: E402
 
 STATE_DIM, ACTION_DIM, BATCH = 14, 2, 256  # maze2d (4) + the Manager's intent (10); CORL's batch size
 OURS = {"bc": (any_percent_bc, any_percent_bc.BCConfig), "td3_bc": (td3_bc, td3_bc.TD3BCConfig),
-        "iql": (iql, iql.IQLConfig), "awac": (awac, awac.AWACConfig), "cql": (cql, cql.CQLConfig)}
+        "iql": (iql, iql.IQLConfig), "awac": (awac, awac.AWACConfig), "cql": (cql, cql.CQLConfig),
+        "idql": (idql, idql.IDQLConfig)}  # IDQL is not in CORL: ours only, at its own batch (512)
 CORL_FILES = {"bc": "any_percent_bc", "td3_bc": "td3_bc", "iql": "iql", "awac": "awac", "cql": "cql", "dt": "dt"}
 DT_EPISODE_LEN = 1000  # CORL's TrainConfig.episode_len (rows of the timestep embedding - seq_len)
 
@@ -158,13 +159,13 @@ def build_ours(algo: str, device: str) -> Callable:
     return module.build_algo(cfg, STATE_DIM, ACTION_DIM, 1.0, device).update
 
 
-def random_batches(n: int, device: str, seed: int = 0) -> list[list[torch.Tensor]]:
+def random_batches(n: int, device: str, seed: int = 0, batch: int = BATCH) -> list[list[torch.Tensor]]:
     """[states, actions, rewards, next_states, dones] as both sides' buffers return them."""
     g = torch.Generator().manual_seed(seed)
     make = lambda *shape: torch.randn(*shape, generator=g)  # noqa: E731
-    return [[t.to(device) for t in (make(BATCH, STATE_DIM), make(BATCH, ACTION_DIM).clamp(-0.99, 0.99),
-                                     make(BATCH, 1), make(BATCH, STATE_DIM),
-                                     (torch.rand(BATCH, 1, generator=g) < 0.01).float())] for _ in range(n)]
+    return [[t.to(device) for t in (make(batch, STATE_DIM), make(batch, ACTION_DIM).clamp(-0.99, 0.99),
+                                     make(batch, 1), make(batch, STATE_DIM),
+                                     (torch.rand(batch, 1, generator=g) < 0.01).float())] for _ in range(n)]
 
 
 def random_sequences(n: int, batch: int, device: str, seq_len: int = 20, seed: int = 0) -> list[list[torch.Tensor]]:
@@ -199,7 +200,7 @@ def timed(step: Callable, batches, device: str, updates: int) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corl", type=Path, default=None, help="root of a CORL checkout (the reference)")
-    parser.add_argument("--algos", default="bc,td3_bc,iql,awac,cql,dt", help="comma-separated workers")
+    parser.add_argument("--algos", default="bc,td3_bc,iql,awac,cql,dt,idql", help="comma-separated workers")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--updates", type=int, default=200, help="updates per timed round")
     parser.add_argument("--dt-batch", type=int, default=None,
@@ -218,10 +219,11 @@ def main(argv: list[str] | None = None) -> int:
     for algo in args.algos.split(","):
         ours = build_ours(algo, args.device)
         corl = None
-        if args.corl:
+        if args.corl and algo in CORL_FILES:
             module = load_corl_module(args.corl, algo)
             corl = build_corl_dt(module, args.device) if algo == "dt" else build_corl(module, algo, args.device)[1]
-        data = random_sequences(4, dt_batch, args.device) if algo == "dt" else batches
+        data = (random_sequences(4, dt_batch, args.device) if algo == "dt" else
+                random_batches(16, args.device, batch=idql.IDQLConfig().batch_size) if algo == "idql" else batches)
         updates = dt_updates if algo == "dt" else args.updates
         for step in (ours, corl):  # warm-up
             if step is not None:
@@ -237,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
             row["ratio_ours_over_corl"] = round(float(np.median(np.array(ours_rates) / np.array(corl_rates))), 3)
         if algo == "dt":
             row.update(batch_size=dt_batch, seq_len=20, updates_per_round=updates)
+        if algo == "idql":
+            row.update(batch_size=idql.IDQLConfig().batch_size, reference="none (IDQL is not in CORL)")
         results[algo] = row
         print(f"{algo:7s} " + "  ".join(f"{k}={v}" for k, v in row.items()), flush=True)
     if args.out:

@@ -329,6 +329,18 @@ def make_policy(cfg: IDQLConfig, state_dim: int, action_dim: int) -> DDPM:
     return DDPM(model, action_dim, cfg.diffusion_steps, cfg.ddpm_temperature, cfg.clip_sampler)
 
 
+def build_algo(cfg: IDQLConfig, state_dim: int, action_dim: int, max_action: float,
+               device: str | torch.device) -> IDQL:
+    """The networks (on `device`) and the trainer; `cfg.steps` is the actor's cosine schedule length."""
+    if max_action != 1.0:
+        raise ValueError(f"IDQL samples actions in [-1, 1]; {cfg.env}'s action box is +-{max_action}")
+    return IDQL(make_policy(cfg, state_dim, action_dim).to(device),
+                QNetwork(state_dim, action_dim).to(device), QNetwork(state_dim, action_dim).to(device),
+                ValueNetwork(state_dim, layer_norm=cfg.value_layer_norm).to(device), cfg.steps,
+                cfg.vf_lr, cfg.qf_lr, cfg.actor_lr, cfg.actor_weight_decay, cfg.actor_tau, cfg.iql_tau, cfg.discount,
+                cfg.tau, cfg.num_samples, cfg.selection, cfg.policy_temperature, cfg.seed)
+
+
 def train(cfg: IDQLConfig) -> dict[str, Any] | None:
     run = WorkerRun(cfg)
     cfg = run.cfg  # steps resolved from the profile: the length of the diffusion model's cosine schedule
@@ -339,14 +351,7 @@ def train(cfg: IDQLConfig) -> dict[str, Any] | None:
         dataset = modify_reward(dataset, cfg.env)
     dataset, obs_mean, obs_std = normalize_dataset(dataset, cfg.normalize)
     eval_env = wrap_env(run.make_eval_env(), run.intents)  # PLUGIN(intents): concat(s_t, g_t) at evaluation
-    state_dim, action_dim, max_action = env_dims(eval_env)
-    if max_action != 1.0:
-        raise ValueError(f"IDQL samples actions in [-1, 1]; {cfg.env}'s action box is +-{max_action}")
-    algo = IDQL(make_policy(cfg, state_dim, action_dim).to(run.device),
-                QNetwork(state_dim, action_dim).to(run.device), QNetwork(state_dim, action_dim).to(run.device),
-                ValueNetwork(state_dim, layer_norm=cfg.value_layer_norm).to(run.device), cfg.steps,
-                cfg.vf_lr, cfg.qf_lr, cfg.actor_lr, cfg.actor_weight_decay, cfg.actor_tau, cfg.iql_tau, cfg.discount,
-                cfg.tau, cfg.num_samples, cfg.selection, cfg.policy_temperature, cfg.seed)
+    algo = build_algo(cfg, *env_dims(eval_env), run.device)
     buffer = ReplayBuffer(dataset, run.device, seed=cfg.seed)
     return run.train(algo, buffer, eval_env, obs_mean, obs_std, cfg.batch_size)
 
