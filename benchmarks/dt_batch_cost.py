@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.worker_speed import ACTION_DIM, DT_EPISODE_LEN, STATE_DIM, random_sequences  # noqa: E402
+from benchmarks.worker_speed import ACTION_DIM, DT_EPISODE_LEN, STATE_DIM, random_sequences, timed  # noqa: E402
 from common.atomic import write_json_atomic  # noqa: E402
 from common.machine import device_description  # noqa: E402
 from corl import dt  # noqa: E402
@@ -29,14 +28,7 @@ def seconds_per_update(batch: int, device: str, updates: int) -> float:
     algo = dt.build_algo(dt.DTConfig(), STATE_DIM, ACTION_DIM, DT_EPISODE_LEN, device)
     data = random_sequences(2, batch, device)
     algo.update(data[0])  # warm-up
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for i in range(updates):
-        algo.update(data[i % 2])
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    return (time.perf_counter() - start) / updates
+    return 1.0 / timed(algo.update, data, device, updates)
 
 
 def main(argv: list[str] | None = None) -> int:
