@@ -44,8 +44,8 @@ PROFILES: dict[str, dict[str, Any]] = {
 # Compute knobs a CPU can afford, per profile and algorithm, set like a preset (the command line
 # still wins); `paper` changes nothing (the Manager's profiles do the same, manager/config.py).
 # Only DT needs one: CORL's maze2d and halfcheetah presets train it on 4096 sequences of 60 tokens,
-# about 55 s per update on one CPU core, so 5K quick steps would take days; CORL's generic DT
-# default, batch 64, is ~0.45 s (docs/workers.md). warmup_steps keeps CORL's warmup share of the
+# about a minute per update on one CPU core, so 5K quick steps would take days; CORL's generic DT
+# default, batch 64, is ~0.5 s (docs/workers.md). warmup_steps keeps CORL's warmup share of the
 # run (10K of its 100K update_steps = 10%) at the profile's 5K (quick) and 200 (smoke) steps.
 PROFILE_ALGO_FIELDS: dict[str, dict[str, dict[str, Any]]] = {
     "paper": {},
