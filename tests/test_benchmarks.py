@@ -1,0 +1,41 @@
+"""The speed scripts the GPU session runs (benchmarks/): they run end to end at tiny sizes and
+write figures that make sense, so device time is never spent on a script that fails."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks import dt_batch_cost, worker_speed  # noqa: E402
+
+
+def test_worker_speed_times_every_worker_and_writes_json(tmp_path):
+    out = tmp_path / "speed.json"
+    worker_speed.main(["--device", "cpu", "--updates", "2", "--rounds", "1", "--dt-batch", "4",
+                       "--dt-updates", "1", "--out", str(out)])
+    data = json.loads(out.read_text())
+    assert set(data["results"]) == {"bc", "td3_bc", "iql", "awac", "cql", "dt", "idql"}
+    assert all(row["ours_updates_per_s"] > 0 for row in data["results"].values())
+    assert data["results"]["dt"]["batch_size"] == 4 and data["results"]["idql"]["batch_size"] == 512
+    assert data["device"] == "cpu" and "corl_updates_per_s" not in data["results"]["bc"]  # no --corl given
+
+
+def test_dt_sequences_pad_tails_like_the_sequence_buffer():
+    states, actions, returns, time_steps, mask = worker_speed.random_sequences(1, 256, "cpu")[0]
+    assert states.shape == (256, 20, worker_speed.STATE_DIM) and actions.shape == (256, 20, worker_speed.ACTION_DIM)
+    assert time_steps.dtype == torch.long and int(time_steps.max()) < worker_speed.DT_EPISODE_LEN + 20
+    padded = mask == 0
+    assert padded.any() and (mask[:, 0] == 1).all()  # some tails padded, every sequence starts valid
+    assert (mask[:, 1:] <= mask[:, :-1]).all()  # padding only at the end
+    assert (states[padded] == 0).all() and (actions[padded] == 0).all() and (returns[padded] == 0).all()
+
+
+def test_dt_batch_cost_writes_seconds_per_batch(tmp_path):
+    out = tmp_path / "dt.json"
+    dt_batch_cost.main(["--device", "cpu", "--batches", "2,4", "--seconds", "0.01", "--out", str(out)])
+    costs = json.loads(out.read_text())["seconds_per_update"]
+    assert set(costs) == {"2", "4"} and all(v > 0 for v in costs.values())
