@@ -11,6 +11,7 @@ message saying where to put the file.
 from __future__ import annotations
 
 import datetime
+import functools
 import os
 import shutil
 import subprocess
@@ -133,7 +134,10 @@ def dataset_provenance(path: str | os.PathLike) -> dict[str, object]:
 
 
 # --- writing, generating, downloading ------------------------------------------------------
+@functools.cache
 def code_version() -> str:
+    """The repository's short commit, read once per process: a run that spans a commit (a long
+    cell while work goes on) reports the code it started with in every file it writes."""
     try:
         commit = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"],
                                 capture_output=True, text=True, timeout=5).stdout.strip()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import subprocess
 
 import h5py
 import numpy as np
@@ -181,3 +182,20 @@ def test_qlearning_and_trajectory_counts_on_generated_data(umaze_small):
     eps = trajectories(data, drop_incomplete=False)
     assert sum(len(ep["rewards"]) for ep in eps) == n
     assert len(trajectories(data)) == timeouts.sum()
+
+
+def test_code_version_is_read_once_per_process(monkeypatch):
+    """A long run reports the commit it started with, even if HEAD moves while it trains."""
+    datasets.code_version.cache_clear()
+    calls = []
+
+    def fake_git(cmd, **kwargs):
+        calls.append(cmd)
+        return subprocess.CompletedProcess(cmd, 0, stdout=f"commit{len(calls)}\n", stderr="")
+
+    monkeypatch.setattr(datasets.subprocess, "run", fake_git)
+    try:
+        assert datasets.code_version() == "commit1"
+        assert datasets.code_version() == "commit1" and len(calls) == 1  # HEAD "moved": still the first
+    finally:
+        datasets.code_version.cache_clear()
