@@ -197,6 +197,22 @@ def timed(step: Callable, batches, device: str, updates: int) -> float:
     return updates / (time.perf_counter() - start)
 
 
+def workload(algo: str, args: argparse.Namespace, batches: list) -> tuple[list, int, dict]:
+    """(batches, updates per round, sizes to report) of one worker: the shared transition batches
+    for CORL's five, 20-step sequences for DT, IDQL's own batch of 512."""
+    if algo == "dt":
+        on_gpu = args.device.startswith("cuda")
+        batch = args.dt_batch or (4096 if on_gpu else 64)
+        updates = args.dt_updates or (args.updates if on_gpu else 10)
+        return random_sequences(4, batch, args.device), updates, {"batch_size": batch, "seq_len": 20,
+                                                                   "updates_per_round": updates}
+    if algo == "idql":
+        batch = idql.IDQLConfig().batch_size
+        return random_batches(16, args.device, batch=batch), args.updates, {
+            "batch_size": batch, "reference": "none (IDQL is not in CORL)"}
+    return batches, args.updates, {}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corl", type=Path, default=None, help="root of a CORL checkout (the reference)")
@@ -210,9 +226,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds (median taken)")
     parser.add_argument("--out", type=Path, default=None, help="write the figures as JSON")
     args = parser.parse_args(argv)
-    on_gpu = args.device.startswith("cuda")
-    dt_batch = args.dt_batch or (4096 if on_gpu else 64)
-    dt_updates = args.dt_updates or (args.updates if on_gpu else 10)
     torch.manual_seed(0)
     batches = random_batches(16, args.device)
     results = {}
@@ -222,9 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.corl and algo in CORL_FILES:
             module = load_corl_module(args.corl, algo)
             corl = build_corl_dt(module, args.device) if algo == "dt" else build_corl(module, algo, args.device)[1]
-        data = (random_sequences(4, dt_batch, args.device) if algo == "dt" else
-                random_batches(16, args.device, batch=idql.IDQLConfig().batch_size) if algo == "idql" else batches)
-        updates = dt_updates if algo == "dt" else args.updates
+        data, updates, sizes = workload(algo, args, batches)
         for step in (ours, corl):  # warm-up
             if step is not None:
                 timed(step, data, args.device, max(2, updates // 10))
@@ -237,10 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         if corl_rates:
             row["corl_updates_per_s"] = round(statistics.median(corl_rates), 2 if algo == "dt" else 1)
             row["ratio_ours_over_corl"] = round(float(np.median(np.array(ours_rates) / np.array(corl_rates))), 3)
-        if algo == "dt":
-            row.update(batch_size=dt_batch, seq_len=20, updates_per_round=updates)
-        if algo == "idql":
-            row.update(batch_size=idql.IDQLConfig().batch_size, reference="none (IDQL is not in CORL)")
+        row.update(sizes)
         results[algo] = row
         print(f"{algo:7s} " + "  ".join(f"{k}={v}" for k, v in row.items()), flush=True)
     if args.out:

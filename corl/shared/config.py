@@ -103,10 +103,14 @@ def load_preset(algo: str, env: str) -> dict[str, Any]:
     return {**data, **(per_dataset.get(env) or {})}
 
 
-def profile_algo_fields(algo: str, profile: str, device: str = "auto") -> dict[str, Any]:
-    """The compute knobs `profile` (resolved on `device` when 'auto') sets for `algo`."""
+def check_profile(profile: str) -> None:
     if profile not in ("auto", *PROFILES):
         raise ValueError(f"unknown profile {profile!r}; choose one of auto, {', '.join(PROFILES)}")
+
+
+def profile_algo_fields(algo: str, profile: str, device: str = "auto") -> dict[str, Any]:
+    """The compute knobs `profile` (resolved on `device` when 'auto') sets for `algo`."""
+    check_profile(profile)
     return dict(PROFILE_ALGO_FIELDS[resolve_profile(profile, resolve_device(device))].get(algo, {}))
 
 
@@ -141,8 +145,7 @@ def resolve_run_size(cfg: C, profile: str) -> C:
 def validate_worker_config(cfg: WorkerConfig) -> None:
     if cfg.intent not in INTENT_CHOICES:
         raise ValueError(f"unknown intent {cfg.intent!r}; choose one of {' | '.join(INTENT_CHOICES)}")
-    if cfg.profile not in ("auto", *PROFILES):
-        raise ValueError(f"unknown profile {cfg.profile!r}; choose one of auto, {', '.join(PROFILES)}")
+    check_profile(cfg.profile)
     if cfg.checkpoint_every % cfg.log_every:
         raise ValueError("checkpoint_every must be a multiple of log_every (so a resumed run logs identically)")
 
