@@ -15,6 +15,8 @@ MANAGER ?=
 MANAGER_ARG := $(if $(MANAGER),--manager $(MANAGER),)
 STEPS ?=
 STEPS_ARG := $(if $(STEPS),--steps $(STEPS),)
+COMPILE ?=
+COMPILE_ARG := $(if $(COMPILE),--compile,)
 BOOTSTRAP_PYTHON ?= $(shell command -v python3.11 || command -v python3)
 
 ifeq ($(origin PYTHON), undefined)
@@ -38,7 +40,8 @@ help:
 	@echo "make flat MODE=iql_td_mpc  train and MPC-evaluate a flat agent (MODE=iql_td_mpc|td_mpc)"
 	@echo "make worker ALGO=bc|bc_10|awac|iql|td3_bc|cql|dt|idql INTENT=none|manager|random  train a worker (runs/ENV/ALGO/INTENT/seedK)"
 	@echo "variables: ENV=$(ENV) SEED=$(SEED) EPISODES=$(EPISODES) PROFILE=$(PROFILE) (paper|quick|smoke|auto)"
-	@echo "           DEVICE=$(DEVICE) (cpu|cuda|auto) STEPS=<override> PYTHON=<interpreter, skips .venv>"
+	@echo "           DEVICE=$(DEVICE) (cpu|cuda|auto) STEPS=<override> COMPILE=1 (manager/flat: torch.compile the update)"
+	@echo "           PYTHON=<interpreter, skips .venv>"
 	@echo "make table1|table2|table3  the paper's grids, resumable: runs/tableN.md/.csv/.png (docs/tables.md)"
 	@echo "           ENVS=<datasets or domain> ALGOS=<workers> SEEDS=$(SEEDS) JOBS=$(JOBS) ENGINE=$(ENGINE) (local|submitit)"
 	@echo "           TABLE_FLAGS='<other python -m runs flags, e.g. --aggregate-only --dry-run --gpus 0,1>'"
@@ -87,10 +90,10 @@ tasks-reference: $(DEPS)
 	$(PY) benchmarks/maze2d_reference.py --out docs/results/maze2d_reference.json
 
 manager: $(DEPS)
-	$(PY) -m manager train --mode manager --env $(ENV) --seed $(SEED) --profile $(PROFILE) --device $(DEVICE) $(STEPS_ARG)
+	$(PY) -m manager train --mode manager --env $(ENV) --seed $(SEED) --profile $(PROFILE) --device $(DEVICE) $(STEPS_ARG) $(COMPILE_ARG)
 
 flat: $(DEPS)
-	$(PY) -m manager train --mode $(MODE) --env $(ENV) --seed $(SEED) --profile $(PROFILE) --device $(DEVICE) $(STEPS_ARG)
+	$(PY) -m manager train --mode $(MODE) --env $(ENV) --seed $(SEED) --profile $(PROFILE) --device $(DEVICE) $(STEPS_ARG) $(COMPILE_ARG)
 
 worker: $(DEPS)
 	$(PY) -m corl $(ALGO) --env $(ENV) --seed $(SEED) --intent $(INTENT) --profile $(PROFILE) --device $(DEVICE) \

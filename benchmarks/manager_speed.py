@@ -6,7 +6,12 @@ For each mode (manager, iql_td_mpc, td_mpc) at the paper's sizes and the quick p
   - planning ms per env step for 1 and 100 environments: one batched plan from encoded
     observations (what LatentPlanner does at every evaluation step).
 
+  - with --compile: the same updates through `Agent.compile()` (torch.compile of the loss
+    computation) and the same plans through `LatentPlanner.compile()`, timed in turns with the
+    eager ones; the update's compile time is reported apart.
+
     python benchmarks/manager_speed.py [--device cpu|cuda] [--out docs/results/manager_speed_cpu.json]
+    python benchmarks/manager_speed.py --profiles quick --compile --no-plan --out docs/results/manager_compile_cpu.json
 """
 from __future__ import annotations
 
@@ -31,6 +36,7 @@ from tasks import generate_dataset, get_task, read_dataset  # noqa: E402
 from tasks.datasets import code_version  # noqa: E402
 
 ENV = "maze2d-umaze-v1"
+ROUNDS = 3  # alternating timed windows per agent
 
 
 def sync(device: torch.device) -> None:
@@ -38,62 +44,103 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def updates_per_s(data, cfg, device: torch.device, seconds: float) -> float:
-    sampler = SequenceSampler(data, cfg.horizon, cfg.k, cfg.reward_scale, device=device, seed=0,
-                              prioritized=cfg.prioritized_replay)
-    agent = Agent(4, 2, cfg, device, seed=0)
-    for _ in range(5):  # warm-up
-        agent.update(sampler.sample(cfg.batch_size))
-    sync(device)
-    start, n = time.perf_counter(), 0
-    while time.perf_counter() - start < seconds:
-        for _ in range(10):
-            batch = sampler.sample(cfg.batch_size)
-            agent.update(batch)
-            sampler.update_priorities(batch.index, agent.priorities)
-        n += 10
+def update_speeds(data, cfg, device: torch.device, seconds: float, compile_backend: str | None) -> dict[str, float]:
+    """Agent.update's rate, eager and (with compile_backend) compiled: the two agents take turns in
+    windows of seconds / ROUNDS each, so machine load drifts hit both alike."""
+    agents, samplers, compile_s = {}, {}, None
+    for name in ("eager", "compiled") if compile_backend else ("eager",):
+        samplers[name] = SequenceSampler(data, cfg.horizon, cfg.k, cfg.reward_scale, device=device, seed=0,
+                                         prioritized=cfg.prioritized_replay)
+        agents[name] = Agent(4, 2, cfg, device, seed=0)
+        if name == "compiled":
+            agents[name].compile(backend=compile_backend)
+        start = time.perf_counter()
+        for _ in range(5):  # warm-up (the compiled agent compiles here)
+            agents[name].update(samplers[name].sample(cfg.batch_size))
         sync(device)
-    return n / (time.perf_counter() - start)
+        if name == "compiled":
+            compile_s = time.perf_counter() - start
+    done = {name: 0 for name in agents}
+    spent = {name: 0.0 for name in agents}
+    for _ in range(ROUNDS):
+        for name, agent in agents.items():
+            start = time.perf_counter()
+            while time.perf_counter() - start < seconds / ROUNDS:
+                for _ in range(10):
+                    batch = samplers[name].sample(cfg.batch_size)
+                    agent.update(batch)
+                    samplers[name].update_priorities(batch.index, agent.priorities)
+                done[name] += 10
+                sync(device)
+            spent[name] += time.perf_counter() - start
+    rates = {name: done[name] / spent[name] for name in agents}
+    row = {"updates_per_s": round(rates["eager"], 2)}
+    if compile_backend:
+        row.update(updates_per_s_compiled=round(rates["compiled"], 2), compile_s=round(compile_s, 1),
+                   compiled_over_eager=round(rates["compiled"] / rates["eager"], 3))
+    return row
 
 
-def plan_ms(data, cfg, device: torch.device, num_envs: int, repeats: int) -> float:
+def plan_ms(data, cfg, device: torch.device, num_envs: int, repeats: int,
+            compile_backend: str | None) -> dict[str, float]:
+    """Milliseconds per batched plan for num_envs observations (what LatentPlanner does at every
+    evaluation step), eager and (with compile_backend) compiled, in alternating rounds."""
     model = Agent(4, 2, cfg, device, seed=0).model
     obs = data["observations"][:num_envs]
-    planner = LatentPlanner(model, cfg, torch.as_tensor(obs.mean(0)), torch.ones(4), device, seed=0)
-    planner(obs)  # warm-up
-    sync(device)
-    start = time.perf_counter()
-    for _ in range(repeats):
-        planner(obs)
-    sync(device)
-    return 1000 * (time.perf_counter() - start) / repeats
+    planners = {}
+    for name in ("eager", "compiled") if compile_backend else ("eager",):
+        planners[name] = LatentPlanner(model, cfg, torch.as_tensor(obs.mean(0)), torch.ones(4), device, seed=0)
+        if name == "compiled":
+            planners[name].compile(backend=compile_backend)
+        for _ in range(2):  # warm-up (td_mpc's second plan is warm-started: its own graph)
+            planners[name](obs)
+    spent = {name: 0.0 for name in planners}
+    for _ in range(ROUNDS):
+        for name, planner in planners.items():
+            sync(device)
+            start = time.perf_counter()
+            for _ in range(repeats):
+                planner(obs)
+            sync(device)
+            spent[name] += time.perf_counter() - start
+    row = {f"plan_ms_{num_envs}_envs": round(1000 * spent["eager"] / (ROUNDS * repeats), 2)}
+    if compile_backend:
+        row[f"plan_ms_{num_envs}_envs_compiled"] = round(1000 * spent["compiled"] / (ROUNDS * repeats), 2)
+    return row
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seconds", type=float, default=8.0, help="timed window per update measurement")
     parser.add_argument("--profiles", default="paper,quick")
+    parser.add_argument("--modes", default="manager,iql_td_mpc,td_mpc")
+    parser.add_argument("--compile", dest="compile_backend", nargs="?", const="inductor", default=None,
+                        help="also time the update under torch.compile (default backend inductor), side by side")
+    parser.add_argument("--no-plan", action="store_true", help="skip the planning measurements")
+    parser.add_argument("--plan-envs", default="1,100", help="env counts of the planning measurements")
+    parser.add_argument("--dataset-steps", type=int, default=50_000)
     parser.add_argument("--out", default=None)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     device = torch.device(args.device)
     with tempfile.TemporaryDirectory() as tmp:
-        path = generate_dataset(ENV, out=Path(tmp) / "umaze.hdf5", steps=50_000, seed=0, show_progress=False)
+        path = generate_dataset(ENV, out=Path(tmp) / "umaze.hdf5", steps=args.dataset_steps, seed=0, show_progress=False)
         data = read_dataset(path, get_task(ENV))
     rows = []
     for profile in args.profiles.split(","):
-        for mode in ("manager", "iql_td_mpc", "td_mpc"):
+        for mode in args.modes.split(","):
             cfg = resolve_for_env(apply_profile(make_config(mode), profile), ENV)
             row = {"mode": mode, "profile": profile, "batch_size": cfg.batch_size, "horizon": cfg.horizon,
                    "mlp_dim": cfg.mlp_dim, "num_pi_samples": cfg.num_pi_samples,
                    "num_random_samples": cfg.num_random_samples,
-                   "updates_per_s": round(updates_per_s(data, cfg, device, args.seconds), 2)}
-            for n in (1, 100):
-                row[f"plan_ms_{n}_envs"] = round(plan_ms(data, cfg, device, n, repeats=20 if n == 1 else 5), 2)
+                   **update_speeds(data, cfg, device, args.seconds, args.compile_backend)}
+            for n in () if args.no_plan else [int(n) for n in args.plan_envs.split(",")]:
+                row.update(plan_ms(data, cfg, device, n, 20 if n == 1 else 5, args.compile_backend))
             print(json.dumps(row), flush=True)
             rows.append(row)
     result = {"device": args.device if device.type == "cpu" else torch.cuda.get_device_name(device),
               "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+              "compile_backend": args.compile_backend,
               "torch": torch.__version__, "code_version": code_version(), "rows": rows}
     if args.out:
         write_json_atomic(args.out, result)

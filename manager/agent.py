@@ -11,6 +11,7 @@ model loss also trains b. Nothing in `update` reads a value back to the host.
 from __future__ import annotations
 
 import copy
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -21,6 +22,21 @@ from manager.config import AgentConfig, validate
 from manager.data import SequenceBatch
 from manager.layers import ema_update
 from manager.world_model import WorldModel
+
+
+class UpdateNoise(NamedTuple):
+    """The random draws of one update, taken before the loss computation (None: not used by the mode)."""
+    inverse: Tensor | None    # (H, B, L, C) U(0, 1): the Manager's straight-through action samples
+    bootstrap: Tensor | None  # TD target's policy sample at s' (bootstrap='sample'): (H, B, A) N(0, 1), or (H, B, L, C) U(0, 1)
+    policy: Tensor | None     # (H, B, A) N(0, 1): the policy loss's own sample (td_mpc; continuous IQL's entropy term)
+
+
+class UpdateLosses(NamedTuple):
+    model_loss: Tensor
+    policy_loss: Tensor
+    latents: Tensor              # (B, d) detached latents of the batch's first states
+    priorities: Tensor | None    # (B,) TD-MPC's replay priorities (prioritised replay only)
+    metrics: dict[str, Tensor]   # detached scalars
 
 
 class Agent:
@@ -39,6 +55,7 @@ class Agent:
         self.priorities: Tensor | None = None  # (B,) of the last update, for prioritised replay
         self.latents: Tensor | None = None  # (B, d) of the last update
         self.rho_weights = cfg.rho ** torch.arange(cfg.horizon, device=self.device, dtype=torch.float32)
+        self._losses = self.losses  # torch.compile(self.losses) after compile()
 
     # --- pieces of the update --------------------------------------------------------------
     def policy_noise_std(self, step: int) -> float:
@@ -46,45 +63,58 @@ class Agent:
         frac = min(step / max(self.cfg.std_decay_steps, 1), 1.0)
         return self.cfg.std_init + frac * (self.cfg.std_final - self.cfg.std_init)
 
-    def abstract_actions(self, z: Tensor, z_next: Tensor) -> Tensor:
+    def draw_noise(self, horizon: int, batch_size: int) -> UpdateNoise:
+        """Every random draw of one update, from the agent's generator, in a fixed order (the
+        order the draws had when they were taken inside the loss computation)."""
+        cfg, model, gen = self.cfg, self.model, self.generator
+        shape = (horizon, batch_size)
+        inverse = model.pi_noise(shape, gen) if model.discrete else None  # b's samples: the policy's kind of draw
+        bootstrap = model.pi_noise(shape, gen) if cfg.critic_loss != "iql" and cfg.bootstrap == "sample" else None
+        policy = model.pi_noise(shape, gen) if cfg.policy_loss == "tdmpc" or not model.discrete else None
+        return UpdateNoise(inverse, bootstrap, policy)
+
+    def abstract_actions(self, z: Tensor, z_next: Tensor, uniform: Tensor) -> Tensor:
         """Manager actions b(z_t, z_{t+k}): one-hot samples with straight-through gradients."""
         logits = self.model.inverse(z, z_next)  # (H, B, L, C)
-        return D.straight_through(D.categorical_sample(logits.detach(), self.generator), logits)
+        return D.straight_through(D.categorical_sample(logits.detach(), uniform=uniform), logits)
 
     @torch.no_grad()
-    def bootstrap_value(self, next_z: Tensor) -> Tensor:
+    def bootstrap_value(self, next_z: Tensor, noise: Tensor | None) -> Tensor:
         """The value of s' in the TD target: min Q-(z', E[pi(z')] or a sample), or V(z') (IQL)."""
         if self.cfg.critic_loss == "iql":
             return self.model.V(next_z)
         if self.cfg.bootstrap == "mean":
             next_a = self.model.pi_mean(next_z)
         else:
-            next_a = self.model.pi_sample(next_z, self.generator)
+            next_a = self.model.pi_sample(next_z, noise=noise)
         return self.target.Q(next_z, next_a).min(0).values
 
-    def policy_terms(self, z: Tensor, actions: Tensor, q_target: Tensor, v: Tensor) -> Tensor:
+    def policy_terms(self, z: Tensor, actions: Tensor, q_target: Tensor, v: Tensor, noise: Tensor | None) -> Tensor:
         """Per-step policy loss (H, B, 1) on detached latents."""
         cfg = self.cfg
         if cfg.policy_loss == "tdmpc":
-            a = self.model.pi_sample(z, self.generator, std=self.model.tdmpc_std)
-            return L.tdmpc_policy_loss(self.model.Q(z, a).min(0).values)
+            a = self.model.pi_sample(z, std=self.model.tdmpc_std, noise=noise)
+            return L.tdmpc_policy_loss(self.model.Q_frozen(z, a).min(0).values)
         weights = L.awr_weights(q_target, v.detach(), cfg.iql_beta, cfg.adv_weight_max)
         log_prob = self.model.pi_log_prob(z, actions)
-        own = None if self.model.discrete else self.model.pi_rsample_log_prob(z, self.generator)[1]
+        own = None if self.model.discrete else self.model.pi_rsample_log_prob(z, noise=noise)[1]
         return L.iql_policy_loss(log_prob, weights, own, cfg.entropy_coef)
 
-    # --- the update --------------------------------------------------------------------------
-    def update(self, batch: SequenceBatch) -> dict[str, Tensor]:
+    def losses(self, batch: SequenceBatch, noise: UpdateNoise) -> UpdateLosses:
+        """The update's forward pass: a pure function of the batch, the pre-drawn noise and the
+        weights (no draws, no host syncs, static shapes), so `torch.compile` traces it as one graph."""
         cfg, model = self.cfg, self.model
         H = batch.rewards.shape[0]
-        if cfg.policy_loss == "tdmpc":
-            model.tdmpc_std.fill_(self.policy_noise_std(self.step))
         z_all = model.encode(batch.obs)  # (H+1, B, d)
         with torch.no_grad():
             z_target_next = self.target.encode(batch.obs[1:])  # (H, B, d)
-        actions = self.abstract_actions(z_all[:-1], z_all[1:]) if model.discrete else batch.actions  # (H, B, A)
+        if model.discrete:
+            actions = self.abstract_actions(z_all[:-1], z_all[1:], noise.inverse)  # (H, B, L*C)
+        else:
+            actions = batch.actions  # (H, B, A)
         rewards, not_done = batch.rewards.unsqueeze(-1), batch.not_done.unsqueeze(-1)  # (H, B, 1)
-        td_targets = L.td_target(rewards, not_done, cfg.gamma, self.bootstrap_value(z_all[1:].detach()))
+        td_targets = L.td_target(rewards, not_done, cfg.gamma,
+                                 self.bootstrap_value(z_all[1:].detach(), noise.bootstrap))
 
         z = z_all[0]
         latents, consistency, reward, critic, td_error = [], [], [], [], []
@@ -103,7 +133,7 @@ class Agent:
             q_target = self.target.Q(zs, actions).min(0).values  # (H, B, 1)
         v = model.V(zs)
         value = L.expectile_loss(q_target - v, cfg.iql_tau)
-        policy = self.policy_terms(zs.detach(), actions.detach(), q_target, v)
+        policy = self.policy_terms(zs.detach(), actions.detach(), q_target, v, noise.policy)
 
         step_weight = (self.rho_weights[:H, None, None] * batch.mask.unsqueeze(-1))  # (H, B, 1)
         sample_weight = batch.weight.unsqueeze(-1)  # (B, 1) importance weights (prioritised replay)
@@ -117,30 +147,43 @@ class Agent:
         model_loss = (cfg.consistency_coef * terms["consistency"] + cfg.reward_coef * terms["reward"]
                       + cfg.value_coef * terms["critic"] + cfg.v_coef * terms["value"]) / H
         policy_loss = (step_weight * policy).sum(0).mean()
+        priorities = None
+        if prioritized:  # TD-MPC's replay priorities: rho-weighted sum over the steps of both heads' |TD error|
+            priorities = (step_weight * torch.stack(td_error)).sum(0).squeeze(-1).clamp(max=cfg.loss_clamp)
+        metrics = {**terms, "model_loss": model_loss.detach(), "policy": policy_loss.detach(),
+                   "q_mean": q_target.mean(), "v_mean": v.mean().detach()}
+        return UpdateLosses(model_loss, policy_loss, z_all[0].detach(), priorities,
+                            {k: val.detach() for k, val in metrics.items()})
+
+    def compile(self, **compile_kwargs) -> None:
+        """Run the loss computation through `torch.compile` (backward included, via AOTAutograd);
+        the draws, the optimiser steps and the target update stay eager."""
+        self._losses = torch.compile(self.losses, fullgraph=True, **compile_kwargs)
+
+    # --- the update --------------------------------------------------------------------------
+    def update(self, batch: SequenceBatch) -> dict[str, Tensor]:
+        cfg, model = self.cfg, self.model
+        if cfg.policy_loss == "tdmpc":
+            model.tdmpc_std.fill_(self.policy_noise_std(self.step))
+        noise = self.draw_noise(*batch.rewards.shape)
+        out = self._losses(batch, noise)
 
         self.model_optim.zero_grad(set_to_none=True)
         self.pi_optim.zero_grad(set_to_none=True)
+        # the policy loss reaches only the policy (detached latents, weights and actions; TD-MPC's
+        # through Q_frozen), so one backward pass gives both optimisers their gradients
+        (out.model_loss + out.policy_loss).backward()
         policy_params = list(model.policy.parameters())
-        if cfg.policy_loss == "tdmpc":  # the policy loss goes through Q: keep its gradient off Q
-            for p, g in zip(policy_params, torch.autograd.grad(policy_loss, policy_params)):
-                p.grad = g
-            model_loss.backward()
-        else:  # the IQL policy loss only reaches the policy (detached latents, weights, actions)
-            (model_loss + policy_loss).backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.model_parameters(), cfg.grad_clip)
         torch.nn.utils.clip_grad_norm_(policy_params, cfg.grad_clip)
         self.model_optim.step()
         self.pi_optim.step()
         self.step += 1
-        self.latents = z_all[0].detach()  # (B, d) latents of the batch's first states (the decoder's input)
-        if prioritized:  # TD-MPC's replay priorities: rho-weighted sum over the steps of both heads' |TD error|
-            self.priorities = (step_weight * torch.stack(td_error)).sum(0).squeeze(-1).clamp(max=cfg.loss_clamp)
+        self.latents = out.latents  # (B, d) latents of the batch's first states (the decoder's input)
+        self.priorities = out.priorities
         if self.step % cfg.target_update_every == 0:
             ema_update(self.target, model, cfg.target_tau)
-
-        metrics = {**terms, "model_loss": model_loss, "policy": policy_loss, "grad_norm": grad_norm,
-                   "q_mean": q_target.mean(), "v_mean": v.mean()}
-        return {k: val.detach() for k, val in metrics.items()}
+        return {**out.metrics, "grad_norm": grad_norm.detach()}
 
     # --- state for checkpoints ------------------------------------------------------------------
     def state_dict(self) -> dict:

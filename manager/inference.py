@@ -20,7 +20,7 @@ from common.normalization import normalized_tensor
 from manager import distributions as D
 from manager.checkpoint import config_from_dict, load_manager_file
 from manager.config import AgentConfig
-from manager.planner import plan_mppi, plan_policy_samples
+from manager.planner import PlanNoise, draw_plan_noise, mppi_plan, policy_samples_plan
 from manager.world_model import Decoder, WorldModel
 
 
@@ -33,6 +33,7 @@ class LatentPlanner:
         self.obs_mean, self.obs_std = obs_mean.to(device), obs_std.to(device)
         self.generator = torch.Generator(device).manual_seed(seed)
         self.prev_mean: Tensor | None = None  # MPPI warm start (H, N, A)
+        self._plan = self._plan_from_noise  # torch.compile(...) after compile()
 
     def normalize(self, obs: np.ndarray | Tensor) -> Tensor:
         return normalized_tensor(obs, self.obs_mean, self.obs_std)
@@ -45,20 +46,36 @@ class LatentPlanner:
         self.generator.manual_seed(seed)
         self.reset()
 
+    def compile(self, **compile_kwargs) -> None:
+        """Plan through `torch.compile` (the draws stay eager; the first plan and the first warm-started
+        one compile)."""
+        self._plan = torch.compile(self._plan_from_noise, fullgraph=True, **compile_kwargs)
+
+    def draw(self, z: Tensor) -> PlanNoise:
+        """Every random draw of the next plan from latents z (N, d)."""
+        cfg, mppi = self.cfg, self.cfg.num_random_samples > 0
+        return draw_plan_noise(self.model, z, horizon=cfg.horizon, num_pi_samples=cfg.num_pi_samples,
+                               num_elites=cfg.num_elites, generator=self.generator,
+                               num_random=cfg.num_random_samples if mppi else 0,
+                               iterations=cfg.mppi_iterations if mppi else 0)
+
+    @torch.no_grad()
+    def _plan_from_noise(self, z: Tensor, noise: PlanNoise, prev_mean: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """(first actions (N, A), MPPI's mean (H, N, A) or None): pure given the noise."""
+        cfg = self.cfg
+        if noise.gaussian is not None:
+            return mppi_plan(self.model, z, noise, num_elites=cfg.num_elites, momentum=cfg.mppi_momentum,
+                             temperature=cfg.temperature, min_std=cfg.std_final, gamma=cfg.gamma, prev_mean=prev_mean)
+        return policy_samples_plan(self.model, z, noise, num_elites=cfg.num_elites, temperature=cfg.temperature,
+                                   gamma=cfg.gamma), None
+
     @torch.no_grad()
     def plan(self, z: Tensor) -> Tensor:
         """First actions (N, A) of the plans from latents z (N, d)."""
-        cfg = self.cfg
-        if cfg.num_random_samples > 0:
-            action, self.prev_mean = plan_mppi(
-                self.model, z, horizon=cfg.horizon, num_pi_samples=cfg.num_pi_samples,
-                num_random=cfg.num_random_samples, iterations=cfg.mppi_iterations, num_elites=cfg.num_elites,
-                momentum=cfg.mppi_momentum, temperature=cfg.temperature, min_std=cfg.std_final,
-                gamma=cfg.gamma, generator=self.generator, prev_mean=self.prev_mean)
-            return action
-        return plan_policy_samples(self.model, z, horizon=cfg.horizon, num_samples=cfg.num_pi_samples,
-                                   num_elites=cfg.num_elites, temperature=cfg.temperature, gamma=cfg.gamma,
-                                   generator=self.generator)
+        action, mean = self._plan(z, self.draw(z), self.prev_mean)
+        if mean is not None:
+            self.prev_mean = mean
+        return action
 
     @torch.no_grad()
     def __call__(self, obs: np.ndarray) -> np.ndarray:

@@ -52,6 +52,9 @@ class TrainConfig:
     checkpoint_every: int = field(1000, "save checkpoint.pt every this many steps (a multiple of log_every)")
     chunk_steps: int = field(0, "stop after this many steps in this call (0: run to the end); re-run to resume")
     time_limit_s: float = field(0.0, "stop at the first checkpoint after this many seconds (0: no limit)")
+    compile: bool = field(False, "torch.compile the update's loss computation (one graph, backward included) "
+                                 "and the flat agents' planner: faster steps after a one-off compile (minutes "
+                                 "on a CPU); see docs/manager.md")
     decoder: bool = field(True, "manager: also train the latent -> observation decoder (reconstruction only)")
     overwrite: bool = field(False, "redo a finished run")
     progress: bool = field(True, "show a progress bar")
@@ -96,6 +99,8 @@ class Trainer:
                                        max_episode_steps=get_task(t.env).max_episode_steps,
                                        prioritized=cfg.prioritized_replay, alpha=cfg.per_alpha, beta=cfg.per_beta)
         self.agent = Agent(self.obs_dim, self.act_dim, cfg, run.device, t.seed)
+        if t.compile:
+            self.agent.compile()
         self.decoder = self.decoder_optim = None
         if t.decoder and t.mode == "manager":
             self.decoder = Decoder(cfg.latent_dim, self.obs_dim, cfg.enc_dim).to(run.device)
@@ -189,6 +194,8 @@ class Trainer:
             result["manager"] = str(path)
         else:
             planner = LatentPlanner(self.agent.model, cfg, mean, std, self.run.device, seed=t.seed)
+            if t.compile:
+                planner.compile()
             start = time.perf_counter()
             returns = evaluate_policy(t.env, planner, self.run.eval_episodes, seed=t.seed,
                                       num_envs=t.eval_num_envs, show_progress=t.progress)

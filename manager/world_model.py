@@ -3,9 +3,10 @@
     z = model.encode(obs)            h: obs -> latent
     z1 = model.next(z, a)            f: latent dynamics
     r = model.reward(z, a)           R
-    q = model.Q(z, a)                twin critic, stacked: (2, ..., 1)
+    q = model.Q(z, a)                twin critic, stacked: (2, ..., 1); model.Q_frozen: no gradient to Q
     v = model.V(z)                   state value (IQL)
-    a = model.pi_sample(z, gen)      policy sample; model.pi_mean(z) = E[pi(z)]; model.pi_log_prob(z, a)
+    a = model.pi_sample(z, gen)      policy sample (or pi_sample(z, noise=model.pi_noise(batch_shape, gen)));
+                                     model.pi_mean(z) = E[pi(z)]; model.pi_log_prob(z, a)
     logits = model.inverse(z, z_k)   Manager only: b(z_t, z_{t+k}) -> (..., L, C) logits
 
 Continuous modes use a tanh-squashed Gaussian policy (iql_td_mpc) or TD-MPC's tanh mean plus
@@ -58,6 +59,13 @@ class WorldModel(nn.Module):
         za = torch.cat([z, a], -1)
         return torch.stack([q(za) for q in self.q_heads])  # (2, ..., 1)
 
+    def Q_frozen(self, z: Tensor, a: Tensor) -> Tensor:
+        """Q with its weights held fixed: gradients reach z and a only (TD-MPC's policy loss
+        trains the policy through Q without training Q; one backward pass serves both losses)."""
+        za = torch.cat([z, a], -1)
+        return torch.stack([torch.func.functional_call(q, {n: p.detach() for n, p in q.named_parameters()}, (za,))
+                            for q in self.q_heads])  # (2, ..., 1)
+
     def V(self, z: Tensor) -> Tensor:
         return self.value_head(z)
 
@@ -86,22 +94,35 @@ class WorldModel(nn.Module):
             return params
         return torch.tanh(params[0])
 
-    def pi_sample(self, z: Tensor, generator: torch.Generator | None = None, std: Tensor | float | None = None) -> Tensor:
+    def pi_noise(self, batch_shape: tuple[int, ...], generator: torch.Generator | None = None) -> Tensor:
+        """The random draw behind pi_sample for latents of batch_shape: U(0, 1) (*batch, L, C) for the
+        Manager (Gumbel-max), N(0, 1) (*batch, A) otherwise."""
+        device = self.tdmpc_std.device
+        if self.discrete:
+            shape = (*batch_shape, self.cfg.num_categoricals, self.cfg.num_classes)
+            return torch.rand(shape, generator=generator, device=device)
+        return torch.randn((*batch_shape, self.act_dim), generator=generator, device=device)
+
+    def pi_sample(self, z: Tensor, generator: torch.Generator | None = None, std: Tensor | float | None = None,
+                  noise: Tensor | None = None) -> Tensor:
         """A policy sample. td_mpc: clamp(mean + std eps, -1, 1) with std = `std` or the final
-        (planning) std; iql_td_mpc: a tanh-Gaussian sample; manager: one-hot categoricals."""
+        (planning) std; iql_td_mpc: a tanh-Gaussian sample; manager: one-hot categoricals.
+        `noise`: pre-drawn N(0, 1) (..., A), for the Manager U(0, 1) (..., L, C); else drawn from `generator`."""
         params = self._policy_params(z)
         if self.discrete:
-            return D.categorical_sample(params, generator)
+            return D.categorical_sample(params, generator, uniform=noise)
         if self.cfg.policy_loss == "tdmpc":
             std = self.cfg.std_final if std is None else std
-            eps = torch.randn(params.shape, generator=generator, device=params.device, dtype=params.dtype)
+            eps = noise if noise is not None else torch.randn(params.shape, generator=generator,
+                                                               device=params.device, dtype=params.dtype)
             return (params + std * eps).clamp(-1.0, 1.0)
-        return D.tanh_gaussian_rsample(*params, generator)[0]
+        return D.tanh_gaussian_rsample(*params, generator, eps=noise)[0]
 
-    def pi_rsample_log_prob(self, z: Tensor, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+    def pi_rsample_log_prob(self, z: Tensor, generator: torch.Generator | None = None,
+                            noise: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """A reparameterised sample and its log-prob (the entropy-bonus term; continuous IQL only)."""
         mu, log_std = self._policy_params(z)
-        return D.tanh_gaussian_rsample(mu, log_std, generator)
+        return D.tanh_gaussian_rsample(mu, log_std, generator, eps=noise)
 
     def pi_log_prob(self, z: Tensor, a: Tensor) -> Tensor:
         """log pi(a|z) (..., 1); continuous actions are clipped to +-action_clip first."""

@@ -10,7 +10,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import dt_batch_cost, worker_speed  # noqa: E402
+from benchmarks import dt_batch_cost, manager_speed, worker_speed  # noqa: E402
 
 
 def test_worker_speed_times_every_worker_and_writes_json(tmp_path):
@@ -39,3 +39,15 @@ def test_dt_batch_cost_writes_seconds_per_batch(tmp_path):
     dt_batch_cost.main(["--device", "cpu", "--batches", "2,4", "--seconds", "0.01", "--out", str(out)])
     costs = json.loads(out.read_text())["seconds_per_update"]
     assert set(costs) == {"2", "4"} and all(v > 0 for v in costs.values())
+
+
+def test_manager_speed_times_eager_and_compiled_updates_and_planning(tmp_path):
+    out = tmp_path / "manager.json"
+    manager_speed.main(["--device", "cpu", "--profiles", "smoke", "--modes", "manager,iql_td_mpc", "--seconds", "0.3",
+                        "--compile", "aot_eager", "--dataset-steps", "3000", "--plan-envs", "1,3", "--out", str(out)])
+    data = json.loads(out.read_text())
+    assert data["compile_backend"] == "aot_eager" and [row["mode"] for row in data["rows"]] == ["manager", "iql_td_mpc"]
+    for row in data["rows"]:
+        assert row["updates_per_s"] > 0 and row["updates_per_s_compiled"] > 0 and row["compile_s"] > 0
+        assert abs(row["compiled_over_eager"] - row["updates_per_s_compiled"] / row["updates_per_s"]) < 0.01
+        assert all(row[f"plan_ms_{n}_envs{kind}"] > 0 for n in (1, 3) for kind in ("", "_compiled"))

@@ -19,8 +19,8 @@ class LineModel:
     twin critic Q_1 = z + a_0 (= 1.5 z at the terminal state), Q_2 = 2 z.
 
     So G = sum_t gamma^t a_t + gamma^H min(1.5 z_H, 2 z_H), z_H = z_0 + sum_t a_t.
-    pi_sample draws from a fixed list of candidate actions with the generator and records what it
-    returned, so tests can rebuild the sampled sequences.
+    pi_noise draws indices into a fixed list of candidate actions; pi_sample returns those candidates
+    and records them, so tests can rebuild the sampled sequences.
     """
 
     def __init__(self, candidates: Tensor | None = None, act_dim: int = 1):
@@ -40,9 +40,11 @@ class LineModel:
     def pi_mean(self, z: Tensor) -> Tensor:
         return (0.5 * z).expand(*z.shape[:-1], self.act_dim)
 
-    def pi_sample(self, z: Tensor, generator: torch.Generator) -> Tensor:
-        index = torch.randint(len(self.candidates), z.shape[:-1], generator=generator)
-        a = self.candidates[index]
+    def pi_noise(self, batch_shape, generator: torch.Generator) -> Tensor:
+        return torch.randint(len(self.candidates), batch_shape, generator=generator)
+
+    def pi_sample(self, z: Tensor, *, noise: Tensor) -> Tensor:
+        a = self.candidates[noise]
         self.sampled.append(a)
         return a
 
@@ -165,11 +167,14 @@ def test_policy_planner_never_returns_a_non_elite():
 class SharedNoisePolicy(LineModel):
     """Policy samples depend on the latent and on noise of shape (S, A) shared by all envs, so the
     generator's stream does not depend on N: a batched call sees the same candidates per env as
-    a call with that env alone."""
+    a call with that env alone (with one elite, the final draw has one outcome)."""
 
-    def pi_sample(self, z: Tensor, generator: torch.Generator) -> Tensor:
-        noise = torch.rand(z.shape[-2], self.act_dim, generator=generator) * 2.0 - 1.0   # (S, A)
-        return (noise - 0.3 * z).clamp(-1.0, 1.0)                                       # (N, S, A)
+    def pi_noise(self, batch_shape, generator: torch.Generator) -> Tensor:
+        noise = torch.rand(batch_shape[-1], self.act_dim, generator=generator) * 2.0 - 1.0  # (S, A)
+        return noise.expand(*batch_shape, self.act_dim)                                    # (N, S, A)
+
+    def pi_sample(self, z: Tensor, *, noise: Tensor) -> Tensor:
+        return (noise - 0.3 * z).clamp(-1.0, 1.0)                                          # (N, S, A)
 
 
 def test_policy_planner_batched_equals_one_env_at_a_time():
@@ -186,6 +191,8 @@ def test_policy_planner_batched_equals_one_env_at_a_time():
 
 class TinyNetModel(torch.nn.Module):
     """A small random network model with a tanh-Gaussian policy (d = 4, A = 3)."""
+
+    act_dim = 3
 
     def __init__(self):
         super().__init__()
@@ -207,10 +214,12 @@ class TinyNetModel(torch.nn.Module):
     def pi_mean(self, z):
         return torch.tanh(self.pi(z)[..., :3])
 
-    def pi_sample(self, z, generator):
+    def pi_noise(self, batch_shape, generator):
+        return torch.randn(*batch_shape, self.act_dim, generator=generator)
+
+    def pi_sample(self, z, *, noise):
         mu, log_std = self.pi(z).chunk(2, -1)
-        eps = torch.randn(mu.shape, generator=generator)
-        return torch.tanh(mu + log_std.clamp(-5, 2).exp() * eps)
+        return torch.tanh(mu + log_std.clamp(-5, 2).exp() * noise)
 
 
 def test_policy_planner_same_seed_same_plan():
@@ -244,8 +253,11 @@ class QuadraticModel:
     def pi_mean(self, z):
         return torch.zeros(*z.shape[:-1], self.act_dim)
 
-    def pi_sample(self, z, generator):
-        return torch.rand(*z.shape[:-1], self.act_dim, generator=generator) * 2.0 - 1.0
+    def pi_noise(self, batch_shape, generator):
+        return torch.rand(*batch_shape, self.act_dim, generator=generator)
+
+    def pi_sample(self, z, *, noise):
+        return noise * 2.0 - 1.0
 
 
 def test_mppi_converges_to_the_optimum():
@@ -263,7 +275,7 @@ def test_mppi_converges_to_the_optimum():
 
 def test_mppi_uses_the_policy_sequences():
     class ExactPolicy(QuadraticModel):
-        def pi_sample(self, z, generator):
+        def pi_sample(self, z, *, noise):
             return z[..., :1].expand(*z.shape[:-1], self.act_dim).clone()
 
     targets = torch.tensor([[0.3], [-0.7]])
