@@ -64,8 +64,9 @@ class Agent:
         return self.cfg.std_init + frac * (self.cfg.std_final - self.cfg.std_init)
 
     def draw_noise(self, horizon: int, batch_size: int) -> UpdateNoise:
-        """Every random draw of one update, from the agent's generator, in a fixed order (the
-        order the draws had when they were taken inside the loss computation)."""
+        """Every random draw of one update from the agent's generator, in a fixed order: b's action
+        samples, the TD target's policy sample, the policy loss's sample (each only where the mode
+        uses it)."""
         cfg, model, gen = self.cfg, self.model, self.generator
         shape = (horizon, batch_size)
         inverse = model.pi_noise(shape, gen) if model.discrete else None  # b's samples: the policy's kind of draw
@@ -150,8 +151,8 @@ class Agent:
         priorities = None
         if prioritized:  # TD-MPC's replay priorities: rho-weighted sum over the steps of both heads' |TD error|
             priorities = (step_weight * torch.stack(td_error)).sum(0).squeeze(-1).clamp(max=cfg.loss_clamp)
-        metrics = {**terms, "model_loss": model_loss.detach(), "policy": policy_loss.detach(),
-                   "q_mean": q_target.mean(), "v_mean": v.mean().detach()}
+        metrics = {**terms, "model_loss": model_loss, "policy": policy_loss, "q_mean": q_target.mean(),
+                   "v_mean": v.mean()}
         return UpdateLosses(model_loss, policy_loss, z_all[0].detach(), priorities,
                             {k: val.detach() for k, val in metrics.items()})
 
