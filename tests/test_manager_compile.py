@@ -3,6 +3,7 @@ graph for torch.compile (no graph breaks: no host syncs, no generator calls, no 
 Python), and compiled they compute what the eager code does."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -149,3 +150,21 @@ def test_compile_flag_compiles_the_update_and_the_flat_agents_planner(data_dir, 
     result = Trainer(resolve(cfg)).train()
     assert compiled == ["Agent", "LatentPlanner"]
     assert result["steps"] == 20 and -50 < result["normalized_score"] < 200
+
+
+def test_worker_flag_compiles_the_managers_planner(smoke_manager, umaze_small, monkeypatch):
+    """--compile_manager: the intent source's planner is compiled and plans the same intents."""
+    from corl.shared.config import WorkerConfig
+    from wrappers import make_intent_source
+
+    assert "compile_manager" in WorkerConfig.__dataclass_fields__
+    original = LatentPlanner.compile
+    monkeypatch.setattr(LatentPlanner, "compile", lambda self, **kw: original(self, backend="aot_eager"))
+    obs = umaze_small[1]["observations"][:5]
+    sources = [make_intent_source("manager", smoke_manager, "maze2d-umaze-v1", 4, seed=1, compile=flag)
+               for flag in (True, False)]
+    assert sources[0].manager.planner._plan is not sources[0].manager.planner._plan_from_noise
+    assert sources[1].manager.planner._plan == sources[1].manager.planner._plan_from_noise
+    for _ in range(2):
+        got, want = (source.plan_intents(obs) for source in sources)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)

@@ -74,6 +74,8 @@ class WorkerConfig:
     intent: str = field("none", "none | manager | random: what is appended to observations")
     manager: Optional[str] = field(None, "manager.pt for intent=manager (default runs/<env>/manager/seed<k>/manager.pt)")
     intent_dim: int = field(10, "size of random intents (intent=random; the Manager's latent size)")
+    compile_manager: bool = field(False, "intent=manager: torch.compile the Manager's planner, which plans at every "
+                                         "evaluation step (one-off compile; docs/manager.md)")
     runs_dir: str = field("runs", "root of the run folders")
     data_dir: Optional[str] = field(None, "folder searched first for the dataset")
     log_every: int = field(500, "write a metrics.csv row every this many steps")
