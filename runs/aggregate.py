@@ -184,10 +184,14 @@ def provenance(cells: list[Cell]) -> tuple[Counter, Counter, Counter, Counter]:
         if final is None:
             continue
         manifest = m.read_manifest(cell.manifest_path) or {}
-        if manifest.get("git_commit"):
-            commit = str(manifest["git_commit"])[:7] + (" (dirty)" if manifest.get("git_dirty") else "")
+        grid_commit = str(manifest.get("git_commit") or "")
+        ran = str(final.get("code_version") or "")  # the cell's own process: what really ran
+        if ran and ran != "unknown" and not grid_commit.startswith(ran):
+            commit = ran  # the code changed between the grid's start and this cell's
+        elif grid_commit:
+            commit = grid_commit[:7] + (" (dirty)" if manifest.get("git_dirty") else "")
         else:
-            commit = f"{final.get('code_version', 'unknown')} (from final.json, no manifest)"
+            commit = f"{ran or 'unknown'} (from final.json, no manifest)"
         commits[commit] += 1
         device = str(final.get("device", "unknown"))
         gpus = (manifest.get("device") or {}).get("gpus")

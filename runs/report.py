@@ -25,7 +25,7 @@ CSV_COLUMNS = ("table", "env", "column", "baseline_arm", "ours_arm", "seeds_requ
 
 
 def _counter_text(counter: Counter) -> str:
-    return ", ".join(f"{k} ({v} cells)" for k, v in counter.most_common()) or "none yet"
+    return ", ".join(f"{k} ({v} cell{'' if v == 1 else 's'})" for k, v in counter.most_common()) or "none yet"
 
 
 def _unavailable_reason(entry: Entry) -> str | None:
@@ -108,7 +108,7 @@ def table_markdown(result: TableResult, alpha: float, command: str, plot_name: s
              f"- Seeds requested: {', '.join(map(str, result.seeds))}. Profiles of the finished runs: "
              f"{_counter_text(result.profiles)}.",
              f"- Training steps of the finished runs: {_counter_text(result.steps)}.",
-             f"- Code (git commit of each finished cell, from its manifest): {_counter_text(result.commits)}.",
+             f"- Code (git commit each finished cell ran: its final.json's, else its manifest's): {_counter_text(result.commits)}.",
              f"- Devices: {_counter_text(result.devices)}.",
              f"- Cells in this grid: {', '.join(f'{v} {k}' for k, v in sorted(result.cell_states.items()))}.",
              ""]

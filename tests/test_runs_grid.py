@@ -353,10 +353,13 @@ def test_welch_known_answers_and_degenerate_cases():
     assert welch_test([1, 2], [3, 5], alpha=0.3).verdict == GAIN  # p = 0.199 (scipy)
 
 
-def write_result(cell, score: float, commit: str = "abcdef1234567", device: str = "cpu", gpus=None):
+def write_result(cell, score: float, commit: str = "abcdef1234567", device: str = "cpu", gpus=None,
+                 ran: str | None = None):
+    """A finished cell; `ran`: the commit the cell's process reports in final.json (None: not written)."""
     cell.run_dir.mkdir(parents=True, exist_ok=True)
-    cell.final_path.write_text(json.dumps({"normalized_score": score, "device": device, "profile": "paper",
-                                           "steps": 500_000 if cell.arm[-1] == "none" else 200_000}))
+    final = {"normalized_score": score, "device": device, "profile": "paper",
+             "steps": 500_000 if cell.arm[-1] == "none" else 200_000}
+    cell.final_path.write_text(json.dumps(final if ran is None else {**final, "code_version": ran}))
     m.write_manifest(cell.manifest_path, {"status": "done", "git_commit": commit, "git_dirty": False,
                                           "device": {"resolved": device, "gpus": gpus}})
 
@@ -377,8 +380,8 @@ def test_aggregation_tables_and_plot_with_known_answers(tmp_path, today):
     failed = c["maze2d-medium-v1/bc/manager/seed2"]
     failed.run_dir.mkdir(parents=True)
     m.write_manifest(failed.manifest_path, {"status": "failed", "error": "error: training diverged"})
-    write_result(c["maze2d-large-v1/bc/none/seed0"], 7.0)
-    write_result(c["maze2d-large-v1/bc/manager/seed0"], 9.0)
+    write_result(c["maze2d-large-v1/bc/none/seed0"], 7.0, ran="abcdef1")  # the grid's commit: its manifest speaks
+    write_result(c["maze2d-large-v1/bc/manager/seed0"], 9.0, ran="fedcba9")  # committed to after the grid started
     # learning curves: seed 0 logs steps 100, 200; seed 1 steps 100, 200, 300 (rows without eval skipped)
     (c[f"{UMAZE}/bc/none/seed0"].run_dir / "metrics.csv").write_text(
         "step,loss,eval_normalized_score\n50,1.0,\n100,0.9,1\n200,0.8,3\n")
@@ -415,7 +418,7 @@ def test_aggregation_tables_and_plot_with_known_answers(tmp_path, today):
     assert "unavailable: worker awac not implemented yet<br>paper: 77 ± 38 → 78 ± 5" in md
     assert "unavailable: task antmaze-umaze-v2 not in the task layer yet<br>paper: 52 ± 6 → 78 ± 2" in md
     assert "paper: 3 ± 4 → 64 ± 9" in md and "p < 0.05" in md
-    assert "abcdef1 (20 cells)" in md and "1234567 (2 cells)" in md and "cuda (NVIDIA H100) (10 cells)" in md
+    assert "abcdef1 (19 cells)" in md and "1234567 (2 cells)" in md and "fedcba9 (1 cell)" in md and "cuda (NVIDIA H100) (10 cells)" in md
     assert "maze2d-medium-v1/bc/manager/seed2`: failed: error: training diverged" in md
     rows = {(r["env"], r["column"]): r for r in csv.DictReader(csv_path.open())}
     assert len(rows) == len(envs) * len(algos)
