@@ -16,8 +16,9 @@ A sequence a_0..a_{H-1} from latent z_0 (z_{t+1} = f(z_t, a_t)) is scored by
 Hot path: static shapes, no `.item()` / host syncs, no Python loop over envs or samples (only over
 the horizon H and the MPPI iterations). All randomness is drawn first, from the `torch.Generator`
 passed in (`draw_plan_noise`: policy-sample noise per step, MPPI's Gaussian sequences, the elite
-draw), so the same generator state gives the same plan and the planning itself
-(`policy_samples_plan`, `mppi_plan`) is a pure function that `torch.compile` traces as one graph. Shapes: N envs, S sequences per env, K elites,
+draw), so the same generator state gives the same plan, and the planning itself
+(`policy_samples_plan`, `mppi_plan`) is a pure function that `torch.compile` traces as one graph;
+`plan_policy_samples` / `plan_mppi` do both steps. Shapes: N envs, S sequences per env, K elites,
 H horizon, d latent, A action size; action sequences are laid out (H, N, S, A).
 """
 from __future__ import annotations
@@ -120,8 +121,8 @@ class PlanNoise(NamedTuple):
 
 def draw_plan_noise(model: PlanningModel, z0: Tensor, *, horizon: int, num_pi_samples: int, num_elites: int,
                     generator: torch.Generator, num_random: int = 0, iterations: int = 0) -> PlanNoise:
-    """The draws of a plan from z0 (N, d), in the order the planners once drew them on the fly
-    (policy noise step by step, MPPI's iterations, then the elite draw)."""
+    """The draws of a plan from z0 (N, d), in a fixed order: the policy noise step by step, MPPI's
+    Gaussian sequences iteration by iteration, then the elite draw."""
     n, device = z0.shape[0], z0.device
     policy = torch.stack([model.pi_noise((n, num_pi_samples), generator) for _ in range(horizon)])
     gaussian = None

@@ -58,8 +58,8 @@ def test_noise_is_drawn_per_mode_with_the_right_shapes(umaze_small):
 @pytest.mark.parametrize("mode", MODES)
 def test_compiled_update_trains_like_the_eager_one(umaze_small, mode):
     """AOTAutograd's joint forward/backward graph (the part of torch.compile that changes the
-    update's structure) against eager, three updates on the same batches; td_mpc also checks that
-    its two backward passes through the one compiled node work."""
+    update's structure) against eager, three updates on the same batches, each mode's gradients
+    (td_mpc's policy gradient through Q_frozen included) flowing through the one compiled node."""
     data = umaze_small[1]
     eager, sampler = agent_and_sampler(data, mode)
     compiled, _ = agent_and_sampler(data, mode)
@@ -161,7 +161,7 @@ def test_worker_flag_compiles_the_managers_planner(smoke_manager, umaze_small, m
     original = LatentPlanner.compile
     monkeypatch.setattr(LatentPlanner, "compile", lambda self, **kw: original(self, backend="aot_eager"))
     obs = umaze_small[1]["observations"][:5]
-    sources = [make_intent_source("manager", smoke_manager, "maze2d-umaze-v1", 4, seed=1, compile=flag)
+    sources = [make_intent_source("manager", smoke_manager, "maze2d-umaze-v1", 4, seed=1, compile_planner=flag)
                for flag in (True, False)]
     assert sources[0].manager.planner._plan is not sources[0].manager.planner._plan_from_noise
     assert sources[1].manager.planner._plan == sources[1].manager.planner._plan_from_noise

@@ -56,12 +56,12 @@ class ManagerIntentSource:
     intent_high = np.inf
 
     def __init__(self, path: str | os.PathLike, env: str, obs_dim: int,
-                 device: str | torch.device | None = None, seed: int = 0, compile: bool = False):
+                 device: str | torch.device | None = None, seed: int = 0, compile_planner: bool = False):
         from manager.inference import ManagerIntents
 
         self.path, self.env, self.seed = str(path), env, seed
         self.manager = ManagerIntents(path, env=env, obs_dim=obs_dim, device=device, seed=seed)
-        if compile:  # torch.compile the planner that runs at every evaluation step
+        if compile_planner:  # torch.compile the planner that runs at every evaluation step
             self.manager.planner.compile()
         self.k: int | None = int(self.manager.k)
         self.intent_dim = int(self.manager.intent_dim)
@@ -132,9 +132,10 @@ class RandomIntentSource:
 
 def make_intent_source(intent: str, manager_path: str | os.PathLike | None, env: str, obs_dim: int,
                        intent_dim: int = DEFAULT_INTENT_DIM, device: str | torch.device | None = None,
-                       seed: int = 0, compile: bool = False) -> ManagerIntentSource | RandomIntentSource | None:
-    """The intent source for a worker's `intent` setting: None for "none". `compile`: torch.compile
-    the Manager's planner (intent=manager)."""
+                       seed: int = 0, compile_planner: bool = False
+                       ) -> ManagerIntentSource | RandomIntentSource | None:
+    """The intent source for a worker's `intent` setting: None for "none". `compile_planner`:
+    torch.compile the Manager's planner (intent=manager)."""
     if intent == "none":
         return None
     if intent == "manager":
@@ -142,7 +143,8 @@ def make_intent_source(intent: str, manager_path: str | os.PathLike | None, env:
             raise ValueError(f"intent='manager' needs a Manager checkpoint: train one with "
                              f"`make manager ENV={env}` (it writes runs/{env}/manager/seed<k>/manager.pt) "
                              "and pass its path")
-        return ManagerIntentSource(manager_path, env=env, obs_dim=obs_dim, device=device, seed=seed, compile=compile)
+        return ManagerIntentSource(manager_path, env=env, obs_dim=obs_dim, device=device, seed=seed,
+                                   compile_planner=compile_planner)
     if intent == "random":
         return RandomIntentSource(intent_dim, seed=seed)
     raise ValueError(f"unknown intent {intent!r}; choose one of {'|'.join(INTENT_CHOICES)}")

@@ -95,7 +95,7 @@ class WorkerRun:
         manager = cfg.manager or str(Path(cfg.runs_dir) / cfg.env / "manager" / f"seed{cfg.seed}" / "manager.pt")
         self.intents = make_intent_source(cfg.intent, manager if cfg.intent == "manager" else None, cfg.env,
                                           self.task.obs_dim, intent_dim=cfg.intent_dim, device=device,
-                                          seed=cfg.seed, compile=cfg.compile_manager)
+                                          seed=cfg.seed, compile_planner=cfg.compile_manager)
         self.run_dir = RunDir(cfg.runs_dir, cfg.env, [cfg.algo, cfg.intent], cfg.seed)
         self.checkpoint_path = self.run_dir.path / "checkpoint.pt"
         if self.run_dir.is_complete() and not cfg.overwrite:
