@@ -77,7 +77,7 @@ class Agent:
     def abstract_actions(self, z: Tensor, z_next: Tensor, uniform: Tensor) -> Tensor:
         """Manager actions b(z_t, z_{t+k}): one-hot samples with straight-through gradients."""
         logits = self.model.inverse(z, z_next)  # (H, B, L, C)
-        return D.straight_through(D.categorical_sample(logits.detach(), uniform=uniform), logits)
+        return D.straight_through(D.categorical_sample(logits.detach(), uniform), logits)
 
     @torch.no_grad()
     def bootstrap_value(self, next_z: Tensor, noise: Tensor | None) -> Tensor:

@@ -37,12 +37,9 @@ def tanh_gaussian_log_prob(mu: Tensor, log_std: Tensor, action: Tensor) -> Tenso
     return (normal - _log_det_tanh(u)).sum(-1, keepdim=True)
 
 
-def tanh_gaussian_rsample(mu: Tensor, log_std: Tensor, generator: torch.Generator | None = None,
-                          eps: Tensor | None = None) -> tuple[Tensor, Tensor]:
-    """A reparameterised sample a = tanh(mu + sigma eps) and its log-prob (..., 1); eps ~ N(0, 1)
-    of mu's shape is drawn from `generator` unless given (pre-drawn noise keeps a step traceable)."""
-    if eps is None:
-        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+def tanh_gaussian_rsample(mu: Tensor, log_std: Tensor, eps: Tensor) -> tuple[Tensor, Tensor]:
+    """A reparameterised sample a = tanh(mu + sigma eps) and its log-prob (..., 1), given eps ~ N(0, 1)
+    of mu's shape (drawn by the caller: WorldModel.pi_noise)."""
     u = mu + log_std.exp() * eps
     log_prob = (-0.5 * eps ** 2 - log_std - 0.5 * math.log(2 * math.pi) - _log_det_tanh(u)).sum(-1, keepdim=True)
     return torch.tanh(u), log_prob
@@ -64,12 +61,9 @@ def categorical_probs(logits: Tensor) -> Tensor:
     return F.softmax(logits, dim=-1).flatten(-2)
 
 
-def categorical_sample(logits: Tensor, generator: torch.Generator | None = None,
-                       uniform: Tensor | None = None) -> Tensor:
-    """One-hot samples (..., L*C) by the Gumbel-max trick (static shapes, seeded); the U(0, 1)
-    noise of logits' shape is drawn from `generator` unless given."""
-    if uniform is None:
-        uniform = torch.rand(logits.shape, generator=generator, device=logits.device, dtype=logits.dtype)
+def categorical_sample(logits: Tensor, uniform: Tensor) -> Tensor:
+    """One-hot samples (..., L*C) by the Gumbel-max trick (static shapes), given U(0, 1) noise of
+    logits' shape (drawn by the caller: WorldModel.pi_noise)."""
     gumbel = -torch.log(-torch.log(uniform.clamp(1e-20, 1.0 - 1e-7)))
     index = (logits + gumbel).argmax(-1)
     return F.one_hot(index, logits.shape[-1]).to(logits.dtype).flatten(-2)

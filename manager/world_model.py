@@ -109,20 +109,20 @@ class WorldModel(nn.Module):
         (planning) std; iql_td_mpc: a tanh-Gaussian sample; manager: one-hot categoricals.
         `noise`: pre-drawn N(0, 1) (..., A), for the Manager U(0, 1) (..., L, C); else drawn from `generator`."""
         params = self._policy_params(z)
+        if noise is None:
+            noise = self.pi_noise(z.shape[:-1], generator)
         if self.discrete:
-            return D.categorical_sample(params, generator, uniform=noise)
+            return D.categorical_sample(params, noise)
         if self.cfg.policy_loss == "tdmpc":
             std = self.cfg.std_final if std is None else std
-            eps = noise if noise is not None else torch.randn(params.shape, generator=generator,
-                                                               device=params.device, dtype=params.dtype)
-            return (params + std * eps).clamp(-1.0, 1.0)
-        return D.tanh_gaussian_rsample(*params, generator, eps=noise)[0]
+            return (params + std * noise).clamp(-1.0, 1.0)
+        return D.tanh_gaussian_rsample(*params, noise)[0]
 
     def pi_rsample_log_prob(self, z: Tensor, generator: torch.Generator | None = None,
                             noise: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """A reparameterised sample and its log-prob (the entropy-bonus term; continuous IQL only)."""
         mu, log_std = self._policy_params(z)
-        return D.tanh_gaussian_rsample(mu, log_std, generator, eps=noise)
+        return D.tanh_gaussian_rsample(mu, log_std, self.pi_noise(z.shape[:-1], generator) if noise is None else noise)
 
     def pi_log_prob(self, z: Tensor, a: Tensor) -> Tensor:
         """log pi(a|z) (..., 1); continuous actions are clipped to +-action_clip first."""

@@ -52,7 +52,7 @@ def test_tanh_gaussian_log_prob_matches_torch_distributions():
     ref = TransformedDistribution(Normal(mu, log_std.exp()), TanhTransform()).log_prob(a).sum(-1, keepdim=True)
     assert torch.allclose(D.tanh_gaussian_log_prob(mu, log_std, a), ref, atol=1e-4)
     gen = torch.Generator().manual_seed(1)
-    sample, logp = D.tanh_gaussian_rsample(mu, log_std, gen)
+    sample, logp = D.tanh_gaussian_rsample(mu, log_std, torch.randn(mu.shape, generator=gen))
     assert sample.abs().max() < 1
     assert torch.allclose(logp, D.tanh_gaussian_log_prob(mu, log_std, sample), atol=1e-3)
 
@@ -73,7 +73,7 @@ def test_discrete_log_prob_is_minus_summed_cross_entropy():
 
 def test_categorical_samples_are_one_hot_and_follow_the_probabilities():
     logits = torch.log(torch.tensor([[0.7, 0.2, 0.1]])).expand(20000, 1, 3)
-    samples = D.categorical_sample(logits, torch.Generator().manual_seed(0))
+    samples = D.categorical_sample(logits, torch.rand(logits.shape, generator=torch.Generator().manual_seed(0)))
     assert samples.shape == (20000, 3) and torch.all(samples.sum(-1) == 1)
     assert samples.mean(0).tolist() == pytest.approx([0.7, 0.2, 0.1], abs=0.015)
 
@@ -83,7 +83,7 @@ def test_straight_through_gradient_flows_into_inverse_dynamics():
     model = WorldModel(obs_dim=4, act_dim=2, cfg=cfg)
     z, z_next = torch.randn(6, cfg.latent_dim), torch.randn(6, cfg.latent_dim)
     logits = model.inverse(z, z_next)
-    onehot = D.categorical_sample(logits.detach(), torch.Generator().manual_seed(0))
+    onehot = D.categorical_sample(logits.detach(), torch.rand(logits.shape, generator=torch.Generator().manual_seed(0)))
     a = D.straight_through(onehot, logits)
     assert torch.allclose(a.detach(), onehot, atol=1e-6)  # forward value is the one-hot
     model.next(z, a).pow(2).sum().backward()
