@@ -135,16 +135,31 @@ def _print_result(result: dict) -> None:
     print(f"normalized_score={result['normalized_score']:.4f}")
 
 
+def check_same_policy_source(path, stored: dict | None, current: dict | None) -> None:
+    """A stored evaluation is reported only for the weights it was made with: after a policy
+    snapshot is republished, its old score must not be passed off as the new one's."""
+    if stored == current:
+        return
+    def describe(source):
+        return f"{source['file']} sha256 {source['sha256'][:12]}" if source else "an unrecorded policy version"
+    raise RunAlreadyComplete(
+        f"{path} holds a result made with {describe(stored)}; the policy now runs {describe(current)}. "
+        "Pass --overwrite to evaluate the current policy there, or choose another --runs-dir")
+
+
 def cmd_evaluate(cfg: EvaluateConfig) -> int:
     protocol = "d4rl-reference" if cfg.d4rl_protocol else "per-episode"
     what = f"eval-{cfg.policy}" + ("-d4rl-protocol" if cfg.d4rl_protocol else "")
     run = RunDir(cfg.runs_dir, cfg.env, what, cfg.seed)
-    if run.is_complete() and not cfg.overwrite:
-        print(f"{run.path} is already complete; reporting it (pass --overwrite to redo)", file=sys.stderr)
-        _print_result(run.read_final())
-        return 0
     use_policy_file(cfg.policy_file)
     policy = make_policy(cfg.env, cfg.policy, cfg.seed, cfg.d4rl_protocol)
+    source = getattr(policy, "source", None)  # the weights it runs, where they can change (snapshots)
+    if run.is_complete() and not cfg.overwrite:
+        stored = run.read_final()
+        check_same_policy_source(run.path, stored.get("policy_source"), source)
+        print(f"{run.path} is already complete; reporting it (pass --overwrite to redo)", file=sys.stderr)
+        _print_result(stored)
+        return 0
     run.start(cfg, overwrite=cfg.overwrite)
     start = time.perf_counter()
     num_envs = 1 if cfg.d4rl_protocol else cfg.num_envs
@@ -156,7 +171,7 @@ def cmd_evaluate(cfg: EvaluateConfig) -> int:
               "seed": cfg.seed, "mean_return": float(returns.mean()), "std_return": float(returns.std()),
               "normalized_score": float(scores.mean()), "normalized_score_std": float(scores.std()),
               "wall_time_s": time.perf_counter() - start, "code_version": code_version(),
-              "config": asdict(cfg)}
+              "config": asdict(cfg), "policy_source": source}
     if get_task(cfg.env).domain == "antmaze":  # return 1 exactly when the goal is reached
         result["success_rate"] = float((returns >= 1.0).mean())
     run.finish(result)

@@ -254,6 +254,31 @@ def test_evaluate_snapshot_policies(fake_assets):
     assert returns["medium"].shape == (2,) and np.all(np.isfinite(returns["medium-mean"]))
 
 
+def test_evaluate_cli_refuses_a_stored_score_of_other_weights(fake_assets, tmp_path, capsys):
+    """A republished snapshot is scored anew: the stored result of the old weights is not reported."""
+    from tasks.__main__ import main
+
+    args = ["evaluate", "halfcheetah-medium-v2", "--policy", "expert-mean", "--episodes", "1",
+            "--runs-dir", str(tmp_path / "runs"), "--no-progress"]
+    assert main(args) == 0
+    final_path = tmp_path / "runs" / "halfcheetah-medium-v2" / "eval-expert-mean" / "seed0" / "final.json"
+    first = json.loads(final_path.read_text())
+    assert first["policy_source"] == {"file": "expert.pt",
+                                      "sha256": json.loads((fake_assets / "expert.json").read_text())["sha256"]}
+    assert main(args) == 0  # same weights: the stored result is reported, not recomputed
+    assert json.loads(final_path.read_text()) == first
+    capsys.readouterr()
+    random_actor_snapshot(fake_assets / "expert.pt", 7)  # a new expert is published
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "holds a result made with expert.pt sha256 " + first["policy_source"]["sha256"][:12] in err
+    assert "--overwrite" in err and json.loads(final_path.read_text()) == first  # nothing overwritten
+    assert main([*args, "--overwrite"]) == 0
+    second = json.loads(final_path.read_text())
+    assert second["policy_source"]["sha256"] != first["policy_source"]["sha256"]
+    assert second["mean_return"] != first["mean_return"]
+
+
 def test_missing_snapshot_is_one_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(halfcheetah, "ASSETS_DIR", tmp_path / "empty")
     with pytest.raises(SnapshotError, match="no actor snapshot"):

@@ -45,8 +45,8 @@ def snapshot_policy(name: str, stochastic: bool):
     def factory(spec, seed: int = 0, d4rl_protocol: bool = False):
         from tasks.halfcheetah.policies import SnapshotPolicy, asset_path, load_snapshot
 
-        actor, _ = load_snapshot(asset_path(name), spec.obs_dim, spec.act_dim)
-        return SnapshotPolicy(actor, seed, stochastic)
+        actor, meta = load_snapshot(asset_path(name), spec.obs_dim, spec.act_dim)
+        return SnapshotPolicy(actor, seed, stochastic, source={"file": meta["file"], "sha256": meta["sha256"]})
 
     return factory
 

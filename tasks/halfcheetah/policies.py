@@ -122,10 +122,15 @@ def load_snapshot(path: str | os.PathLike, obs_dim: int | None = None,
 
 class SnapshotPolicy:
     """A batch policy (tasks.evaluation) running a snapshot row by row; `stochastic` samples actions
-    as the datasets do (episode e of seed s draws from rng (s, e, 3)), else tanh(mean)."""
+    as the datasets do (episode e of seed s draws from rng (s, e, 3)), else tanh(mean).
 
-    def __init__(self, actor: NumpyActor, seed: int = 0, stochastic: bool = True):
+    `source` names the weights it runs ({"file", "sha256"} of the snapshot): `python -m tasks
+    evaluate` stores it with a result and will not report a stored result made with other weights."""
+
+    def __init__(self, actor: NumpyActor, seed: int = 0, stochastic: bool = True,
+                 source: dict[str, str] | None = None):
         self.actor, self.seed, self.stochastic = actor, seed, stochastic
+        self.source = source
         self.rngs: list[np.random.Generator | None] = []
 
     def reset(self, episode_ids: np.ndarray) -> None:
