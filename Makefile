@@ -17,6 +17,8 @@ STEPS ?=
 STEPS_ARG := $(if $(STEPS),--steps $(STEPS),)
 COMPILE ?=
 COMPILE_ARG := $(if $(COMPILE),--compile,)
+# make manager|flat SEEDS=0,1,2: those seeds in one process, stacked (python -m manager train --seeds)
+SEED_ARG = $(if $(filter command line environment,$(origin SEEDS)),--seeds $(SEEDS),--seed $(SEED))
 BOOTSTRAP_PYTHON ?= $(shell command -v python3.11 || command -v python3)
 
 ifeq ($(origin PYTHON), undefined)
@@ -41,6 +43,7 @@ help:
 	@echo "make worker ALGO=bc|bc_10|awac|iql|td3_bc|cql|dt|idql INTENT=none|manager|random  train a worker (runs/ENV/ALGO/INTENT/seedK)"
 	@echo "variables: ENV=$(ENV) SEED=$(SEED) EPISODES=$(EPISODES) PROFILE=$(PROFILE) (paper|quick|smoke|auto)"
 	@echo "           DEVICE=$(DEVICE) (cpu|cuda|auto) STEPS=<override> COMPILE=1 (manager/flat: torch.compile the update)"
+	@echo "           SEEDS=0,1,2 (manager/flat: train these seeds in one process, parameters stacked)"
 	@echo "           PYTHON=<interpreter, skips .venv>"
 	@echo "make table1|table2|table3  the paper's grids, resumable: runs/tableN.md/.csv/.png (docs/tables.md)"
 	@echo "           ENVS=<datasets or domain> ALGOS=<workers> SEEDS=$(SEEDS) JOBS=$(JOBS) ENGINE=$(ENGINE) (local|submitit)"
@@ -90,10 +93,10 @@ tasks-reference: $(DEPS)
 	$(PY) benchmarks/maze2d_reference.py --out docs/results/maze2d_reference.json
 
 manager: $(DEPS)
-	$(PY) -m manager train --mode manager --env $(ENV) --seed $(SEED) --profile $(PROFILE) --device $(DEVICE) $(STEPS_ARG) $(COMPILE_ARG)
+	$(PY) -m manager train --mode manager --env $(ENV) $(SEED_ARG) --profile $(PROFILE) --device $(DEVICE) $(STEPS_ARG) $(COMPILE_ARG)
 
 flat: $(DEPS)
-	$(PY) -m manager train --mode $(MODE) --env $(ENV) --seed $(SEED) --profile $(PROFILE) --device $(DEVICE) $(STEPS_ARG) $(COMPILE_ARG)
+	$(PY) -m manager train --mode $(MODE) --env $(ENV) $(SEED_ARG) --profile $(PROFILE) --device $(DEVICE) $(STEPS_ARG) $(COMPILE_ARG)
 
 worker: $(DEPS)
 	$(PY) -m corl $(ALGO) --env $(ENV) --seed $(SEED) --intent $(INTENT) --profile $(PROFILE) --device $(DEVICE) \

@@ -9,9 +9,13 @@ For each mode (manager, iql_td_mpc, td_mpc) at the paper's sizes and the quick p
   - with --compile: the same updates through `Agent.compile()` (torch.compile of the loss
     computation) and the same plans through `LatentPlanner.compile()`, timed in turns with the
     eager ones; the update's compile time is reported apart.
+  - with --stacked-seeds S: S seeds trained as one `StackedAgents` (parameters on a leading seed
+    axis, one vmapped update) against the same S agents updated one after the other, in turns;
+    reported as seed-updates per second.
 
     python benchmarks/manager_speed.py [--device cpu|cuda] [--out docs/results/manager_speed_cpu.json]
     python benchmarks/manager_speed.py --profiles quick --compile --no-plan --out docs/results/manager_compile_cpu.json
+    python benchmarks/manager_speed.py --stacked-seeds 5 --no-plan --out docs/results/manager_stacked_cpu.json
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ import platform
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -32,6 +37,7 @@ from manager.agent import Agent  # noqa: E402
 from manager.config import apply_profile, make_config, resolve_for_env  # noqa: E402
 from manager.data import SequenceSampler  # noqa: E402
 from manager.inference import LatentPlanner  # noqa: E402
+from manager.stacked import StackedAgents  # noqa: E402
 from tasks import generate_dataset, get_task, read_dataset  # noqa: E402
 from tasks.datasets import code_version  # noqa: E402
 
@@ -44,40 +50,75 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def update_speeds(data, cfg, device: torch.device, seconds: float, compile_backend: str | None) -> dict[str, float]:
-    """Agent.update's rate, eager and (with compile_backend) compiled: the two agents take turns in
-    windows of seconds / ROUNDS each, so machine load drifts hit both alike."""
-    agents, samplers, compile_s = {}, {}, None
-    for name in ("eager", "compiled") if compile_backend else ("eager",):
-        samplers[name] = SequenceSampler(data, cfg.horizon, cfg.k, cfg.reward_scale, device=device, seed=0,
-                                         prioritized=cfg.prioritized_replay)
-        agents[name] = Agent(4, 2, cfg, device, seed=0)
-        if name == "compiled":
-            agents[name].compile(backend=compile_backend)
+def seed_updater(data, cfg, device: torch.device, seeds: int, kind: str) -> Callable[[], int]:
+    """A function doing one update step of `seeds` agents (seeds 0..seeds-1), returning how many
+    seed-updates it did: kind "eager" / "compiled" (Agent.update one after the other; compiled:
+    `Agent.compile`, backend set by the caller) or "stacked" (one StackedAgents update for all)."""
+    samplers = [SequenceSampler(data, cfg.horizon, cfg.k, cfg.reward_scale, device=device, seed=s,
+                                prioritized=cfg.prioritized_replay) for s in range(seeds)]
+    agents = [Agent(4, 2, cfg, device, seed=s) for s in range(seeds)]
+    if kind == "stacked":
+        stacked = StackedAgents(agents)
+
+        def step() -> int:
+            batches = [sampler.sample(cfg.batch_size) for sampler in samplers]
+            stacked.update(batches)
+            if stacked.priorities is not None:
+                for sampler, batch, priorities in zip(samplers, batches, stacked.priorities):
+                    sampler.update_priorities(batch.index, priorities)
+            return seeds
+        return step
+
+    def step() -> int:
+        for sampler, agent in zip(samplers, agents):
+            batch = sampler.sample(cfg.batch_size)
+            agent.update(batch)
+            sampler.update_priorities(batch.index, agent.priorities)
+        return seeds
+    step.agents = agents  # for compile()
+    return step
+
+
+def update_speeds(data, cfg, device: torch.device, seconds: float, compile_backend: str | None,
+                  stacked_seeds: int) -> dict[str, float]:
+    """Seed-updates per second of each contender, the contenders taking turns in windows of
+    seconds / ROUNDS each, so machine load drifts hit them alike: eager Agent.update, and with
+    compile_backend the compiled one; with stacked_seeds S, S agents one after the other against
+    the same S as one StackedAgents."""
+    contenders = {"eager": seed_updater(data, cfg, device, 1, "eager")}
+    if compile_backend:
+        contenders["compiled"] = seed_updater(data, cfg, device, 1, "eager")
+        for agent in contenders["compiled"].agents:
+            agent.compile(backend=compile_backend)
+    if stacked_seeds:
+        contenders["sequential"] = seed_updater(data, cfg, device, stacked_seeds, "eager")
+        contenders["stacked"] = seed_updater(data, cfg, device, stacked_seeds, "stacked")
+    warmup_s = {}
+    for name, step in contenders.items():
         start = time.perf_counter()
         for _ in range(5):  # warm-up (the compiled agent compiles here)
-            agents[name].update(samplers[name].sample(cfg.batch_size))
+            step()
         sync(device)
-        if name == "compiled":
-            compile_s = time.perf_counter() - start
-    done = {name: 0 for name in agents}
-    spent = {name: 0.0 for name in agents}
+        warmup_s[name] = time.perf_counter() - start
+    done = {name: 0 for name in contenders}
+    spent = {name: 0.0 for name in contenders}
     for _ in range(ROUNDS):
-        for name, agent in agents.items():
+        for name, step in contenders.items():
             start = time.perf_counter()
             while time.perf_counter() - start < seconds / ROUNDS:
                 for _ in range(10):
-                    batch = samplers[name].sample(cfg.batch_size)
-                    agent.update(batch)
-                    samplers[name].update_priorities(batch.index, agent.priorities)
-                done[name] += 10
+                    done[name] += step()
                 sync(device)
             spent[name] += time.perf_counter() - start
-    rates = {name: done[name] / spent[name] for name in agents}
+    rates = {name: done[name] / spent[name] for name in contenders}
     row = {"updates_per_s": round(rates["eager"], 2)}
     if compile_backend:
-        row.update(updates_per_s_compiled=round(rates["compiled"], 2), compile_s=round(compile_s, 1),
+        row.update(updates_per_s_compiled=round(rates["compiled"], 2), compile_s=round(warmup_s["compiled"], 1),
                    compiled_over_eager=round(rates["compiled"] / rates["eager"], 3))
+    if stacked_seeds:
+        row.update(stacked_seeds=stacked_seeds, seed_updates_per_s_sequential=round(rates["sequential"], 2),
+                   seed_updates_per_s_stacked=round(rates["stacked"], 2),
+                   stacked_over_sequential=round(rates["stacked"] / rates["sequential"], 3))
     return row
 
 
@@ -117,6 +158,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--modes", default="manager,iql_td_mpc,td_mpc")
     parser.add_argument("--compile", dest="compile_backend", nargs="?", const="inductor", default=None,
                         help="also time the update under torch.compile (default backend inductor), side by side")
+    parser.add_argument("--stacked-seeds", type=int, default=0,
+                        help="also time S seeds as one StackedAgents against S agents one after the other")
     parser.add_argument("--no-plan", action="store_true", help="skip the planning measurements")
     parser.add_argument("--plan-envs", default="1,100", help="env counts of the planning measurements")
     parser.add_argument("--dataset-steps", type=int, default=50_000)
@@ -133,7 +176,7 @@ def main(argv: list[str] | None = None) -> None:
             row = {"mode": mode, "profile": profile, "batch_size": cfg.batch_size, "horizon": cfg.horizon,
                    "mlp_dim": cfg.mlp_dim, "num_pi_samples": cfg.num_pi_samples,
                    "num_random_samples": cfg.num_random_samples,
-                   **update_speeds(data, cfg, device, args.seconds, args.compile_backend)}
+                   **update_speeds(data, cfg, device, args.seconds, args.compile_backend, args.stacked_seeds)}
             for n in () if args.no_plan else [int(n) for n in args.plan_envs.split(",")]:
                 row.update(plan_ms(data, cfg, device, n, 20 if n == 1 else 5, args.compile_backend))
             print(json.dumps(row), flush=True)

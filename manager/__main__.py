@@ -2,6 +2,7 @@
 
   python -m manager train --mode manager --env maze2d-umaze-v1 [--profile quick] [--steps N]
   python -m manager train --mode iql_td_mpc --env maze2d-umaze-v1 --set horizon=3 --set lr=1e-4
+  python -m manager train --mode manager --env maze2d-medium-v1 --seeds 0,1,2   (3 seeds, one process)
   python -m manager config --mode manager --env antmaze-large-play-v2     (print the resolved config)
 
 --set KEY=VALUE overrides any agent field (see `python -m manager config`); defaults are the
@@ -20,7 +21,7 @@ from common.checkpoint import CheckpointError
 from common.cli import add_config_arguments, config_from_args
 from common.run_dir import RunAlreadyComplete
 from manager.config import MODES, AgentConfig
-from manager.trainer import TrainConfig, Trainer, TrainingDiverged, resolve
+from manager.trainer import TrainConfig, Trainer, TrainingDiverged, parse_seeds, resolve, train_stacked
 from tasks import DatasetError, UnknownTaskError
 
 
@@ -61,10 +62,14 @@ def main(argv: list[str] | None = None) -> int:
                                   "profile": run.profile, "steps": run.steps, "device": str(run.device)},
                                  sort_keys=False))
             return 0
-        result = Trainer(run).train()
-        if result is not None:
-            for key, value in result.items():
-                print(f"{key}={value}")
+        if train_cfg.seeds:
+            results = train_stacked(run, parse_seeds(train_cfg.seeds))
+        else:
+            results = [Trainer(run).train()]
+        for result in results:
+            if result is not None:
+                for key, value in result.items():
+                    print(f"{key}={value}")
         return 0
     except (UnknownTaskError, DatasetError, CheckpointError, RunAlreadyComplete, TrainingDiverged, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

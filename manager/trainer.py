@@ -26,10 +26,11 @@ from common.metrics import MetricWindow, TrainingDiverged  # noqa: F401 (re-expo
 from common.progress import progress_bar
 from common.run_dir import RunAlreadyComplete, RunDir
 from manager.agent import Agent
+from manager.stacked import StackedAgents
 from manager.checkpoint import config_to_dict, export_manager
 from manager.config import (PROFILE_EVAL_EPISODES, PROFILE_STEPS, AgentConfig, apply_profile, make_config,
                             resolve_for_env)
-from manager.data import SequenceSampler
+from manager.data import SequenceBatch, SequenceSampler
 from manager.inference import LatentPlanner
 from manager.world_model import Decoder
 from tasks import evaluate_policy, get_normalized_score, get_task, load_dataset
@@ -40,6 +41,10 @@ class TrainConfig:
     mode: str = field("manager", "manager | iql_td_mpc | td_mpc", choices=("manager", "iql_td_mpc", "td_mpc"))
     env: str = field("maze2d-umaze-v1", "D4RL task name")
     seed: int = field(0, "seed of initialisation, sampling and evaluation")
+    seeds: str = field("", "train several seeds in one process instead of --seed, e.g. 0,1,2: their parameters "
+                           "stacked on a leading seed axis, one vmapped update for all (manager/stacked.py); "
+                           "each seed gets its own run folder and the numbers of training it alone (up to "
+                           "float rounding)")
     profile: str = field("auto", "paper | quick | smoke | auto (paper on a GPU, quick on a CPU); see docs/manager.md",
                          choices=("auto", "paper", "quick", "smoke"))
     steps: int | None = field(None, "training steps (default: the profile's: manager 300K, flat 1M for paper)")
@@ -134,8 +139,8 @@ class Trainer:
         self.decoder_optim.step()
         return loss.detach()
 
-    def train(self) -> dict[str, Any] | None:
-        """Run (or resume) training; returns final.json's contents, or None if stopped early."""
+    def begin(self) -> None:
+        """Resume from checkpoint.pt, or start the run folder afresh; sets the step this call stops at."""
         t = self.run.train
         if self.run_dir.is_complete() and not t.overwrite:
             raise RunAlreadyComplete(f"{self.run_dir.path} already holds a finished run; pass --overwrite to redo it")
@@ -149,36 +154,57 @@ class Trainer:
                                overwrite=t.overwrite)
             self.run_dir.metrics_path.unlink(missing_ok=True)
         start_step, total = self.agent.step, self.run.steps
-        stop_step = min(total, start_step + t.chunk_steps) if t.chunk_steps else total
-        started = window_start = time.perf_counter()
-        window = MetricWindow(self.run.device, start_step)
-        with progress_bar(total=total, desc=f"{t.mode} {t.env}", enabled=t.progress) as bar:
-            bar.update(start_step)
-            while self.agent.step < stop_step:
+        self.stop_step = min(total, start_step + t.chunk_steps) if t.chunk_steps else total
+        self.started = self.window_start = time.perf_counter()
+        self.window = MetricWindow(self.run.device, start_step)
+
+    def saves_at(self, step: int) -> bool:
+        return step % self.run.train.checkpoint_every == 0 or step == self.stop_step
+
+    def record(self, step: int, batch: SequenceBatch, metrics: dict[str, torch.Tensor],
+               priorities: torch.Tensor | None, latents: torch.Tensor, bar) -> bool:
+        """Everything after update `step` but the update: replay priorities, the decoder's step,
+        metrics.csv, the checkpoint (the agent must hold the step's weights then). True: this call
+        has reached its time limit and stops here."""
+        t = self.run.train
+        self.sampler.update_priorities(batch.index, priorities)
+        if self.decoder is not None:
+            metrics["decoder"] = self.decoder_update(latents, batch.obs[0])
+        self.window.add(metrics)
+        if step % t.log_every == 0 or step == self.stop_step:
+            self.window.check(self.checkpoint_path, "Lower the learning rate (--set lr=...) or check the "
+                              "dataset's rewards and observations.")
+            now, n = time.perf_counter(), self.window.count
+            self.run_dir.log_metrics({"step": step, **self.window.means(),
+                                      "steps_per_s": n / max(now - self.window_start, 1e-9)})
+            self.window_start = now
+            bar.update(n)
+        if self.saves_at(step):
+            save_atomic(self.state_dict(), self.checkpoint_path)
+            return bool(t.time_limit_s and time.perf_counter() - self.started > t.time_limit_s
+                        and step < self.run.steps)
+        return False
+
+    def end(self) -> dict[str, Any] | None:
+        """final.json's contents once every step is done; None (and how to go on) after a partial call."""
+        if self.agent.step < self.run.steps:
+            print(f"stopped at step {self.agent.step}/{self.run.steps}; checkpoint {self.checkpoint_path}: run the "
+                  "same command again to resume")
+            return None
+        return self.finish(time.perf_counter() - self.started)
+
+    def train(self) -> dict[str, Any] | None:
+        """Run (or resume) training; returns final.json's contents, or None if stopped early."""
+        t = self.run.train
+        self.begin()
+        with progress_bar(total=self.run.steps, desc=f"{t.mode} {t.env}", enabled=t.progress) as bar:
+            bar.update(self.agent.step)
+            while self.agent.step < self.stop_step:
                 batch = self.sampler.sample(self.run.agent.batch_size)
                 metrics = self.agent.update(batch)
-                self.sampler.update_priorities(batch.index, self.agent.priorities)
-                if self.decoder is not None:
-                    metrics["decoder"] = self.decoder_update(self.agent.latents, batch.obs[0])
-                window.add(metrics)
-                step = self.agent.step
-                if step % t.log_every == 0 or step == stop_step:
-                    window.check(self.checkpoint_path, "Lower the learning rate (--set lr=...) or check the "
-                                 "dataset's rewards and observations.")
-                    now, n = time.perf_counter(), window.count
-                    self.run_dir.log_metrics({"step": step, **window.means(),
-                                              "steps_per_s": n / max(now - window_start, 1e-9)})
-                    window_start = now
-                    bar.update(n)
-                if step % t.checkpoint_every == 0 or step == stop_step:
-                    save_atomic(self.state_dict(), self.checkpoint_path)
-                    if t.time_limit_s and time.perf_counter() - started > t.time_limit_s and step < total:
-                        break
-        if self.agent.step < total:
-            print(f"stopped at step {self.agent.step}/{total}; checkpoint {self.checkpoint_path}: run the same "
-                  "command again to resume")
-            return None
-        return self.finish(time.perf_counter() - started)
+                if self.record(self.agent.step, batch, metrics, self.agent.priorities, self.agent.latents, bar):
+                    break
+        return self.end()
 
     def finish(self, wall_s: float) -> dict[str, Any]:
         t, cfg = self.run.train, self.run.agent
@@ -205,3 +231,52 @@ class Trainer:
                            "eval_wall_s": time.perf_counter() - start})
         self.run_dir.finish(result)
         return result
+
+
+def parse_seeds(text: str) -> list[int]:
+    """"0,1,2" -> [0, 1, 2] (distinct, at least one)."""
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ValueError(f"--seeds {text!r}: expected comma-separated integers, e.g. 0,1,2") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"--seeds {text!r}: expected distinct comma-separated integers, e.g. 0,1,2")
+    return seeds
+
+
+def train_stacked(run: ResolvedRun, seeds: list[int]) -> list[dict[str, Any] | None]:
+    """Train (or resume) several seeds in one process: one Trainer per seed (its own run folder,
+    sampler, checkpoints, metrics, evaluation) around one StackedAgents update for all of them.
+    Returns each seed's final.json contents (None where the call stopped early)."""
+    t = run.train
+    if t.compile:
+        raise ValueError("--compile is not supported with --seeds yet; train the seeds one per process "
+                         "to compile, or drop --compile")
+    trainers = [Trainer(dataclasses.replace(run, train=dataclasses.replace(t, seed=seed))) for seed in seeds]
+    for trainer in trainers:
+        trainer.begin()
+    steps = [trainer.agent.step for trainer in trainers]
+    if len(set(steps)) > 1:
+        raise ValueError(f"seeds {seeds} resume from different steps {steps} (their checkpoints); stacked seeds "
+                         "train in lockstep: resume each alone (--seed) to the same step, or train them one per process")
+    stacked = StackedAgents([trainer.agent for trainer in trainers])
+    stop_step = trainers[0].stop_step
+    label = ",".join(map(str, seeds))
+    with progress_bar(total=run.steps, desc=f"{t.mode} {t.env} seeds {label}", enabled=t.progress) as bar, \
+            progress_bar(total=run.steps, desc="", enabled=False) as silent:
+        bar.update(stacked.step)
+        while stacked.step < stop_step:
+            batches = [trainer.sampler.sample(run.agent.batch_size) for trainer in trainers]
+            metrics = stacked.update(batches)
+            step = stacked.step
+            if trainers[0].saves_at(step):
+                stacked.write_back()  # the checkpoints read the agents
+            stop = False
+            for i, trainer in enumerate(trainers):
+                priorities = None if stacked.priorities is None else stacked.priorities[i]
+                stop |= trainer.record(step, batches[i], {name: value[i] for name, value in metrics.items()},
+                                       priorities, stacked.latents[i], bar if i == 0 else silent)
+            if stop:
+                break
+    stacked.write_back()
+    return [trainer.end() for trainer in trainers]

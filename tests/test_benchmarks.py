@@ -41,13 +41,17 @@ def test_dt_batch_cost_writes_seconds_per_batch(tmp_path):
     assert set(costs) == {"2", "4"} and all(v > 0 for v in costs.values())
 
 
-def test_manager_speed_times_eager_and_compiled_updates_and_planning(tmp_path):
+def test_manager_speed_times_eager_compiled_and_stacked_updates_and_planning(tmp_path):
     out = tmp_path / "manager.json"
     manager_speed.main(["--device", "cpu", "--profiles", "smoke", "--modes", "manager,iql_td_mpc", "--seconds", "0.3",
-                        "--compile", "aot_eager", "--dataset-steps", "3000", "--plan-envs", "1,3", "--out", str(out)])
+                        "--compile", "aot_eager", "--stacked-seeds", "2", "--dataset-steps", "3000",
+                        "--plan-envs", "1,3", "--out", str(out)])
     data = json.loads(out.read_text())
     assert data["compile_backend"] == "aot_eager" and [row["mode"] for row in data["rows"]] == ["manager", "iql_td_mpc"]
     for row in data["rows"]:
         assert row["updates_per_s"] > 0 and row["updates_per_s_compiled"] > 0 and row["compile_s"] > 0
         assert abs(row["compiled_over_eager"] - row["updates_per_s_compiled"] / row["updates_per_s"]) < 0.01
+        assert row["stacked_seeds"] == 2 and row["seed_updates_per_s_sequential"] > 0
+        ratio = row["seed_updates_per_s_stacked"] / row["seed_updates_per_s_sequential"]
+        assert abs(row["stacked_over_sequential"] - ratio) < 0.01
         assert all(row[f"plan_ms_{n}_envs{kind}"] > 0 for n in (1, 3) for kind in ("", "_compiled"))

@@ -1,0 +1,193 @@
+"""Several seeds in one process: StackedAgents (parameters on a leading seed axis, one vmapped
+update) trains each seed as its own Agent would, and hands the state back to the agents."""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+
+import pytest
+import torch
+
+from manager.__main__ import main as manager_main
+from manager.agent import Agent
+from manager.checkpoint import load_checkpoint
+from manager.config import apply_profile, make_config, resolve_for_env
+from manager.data import SequenceSampler
+from manager.stacked import StackedAgents, clip_grad_norm_per_seed
+from manager.trainer import TrainConfig, parse_seeds, resolve, train_stacked
+
+MODES = ["manager", "iql_td_mpc", "td_mpc"]
+SEEDS = [0, 1, 2]
+CLOSE = dict(rtol=1e-4, atol=1e-5)
+
+
+def smoke_config(mode: str, **overrides):
+    return resolve_for_env(apply_profile(make_config(mode, **overrides), "smoke"), "maze2d-umaze-v1")
+
+
+def make_agents(cfg, seeds=SEEDS) -> list[Agent]:
+    return [Agent(4, 2, cfg, "cpu", seed=s) for s in seeds]
+
+
+def batches_for(data, cfg, updates: int) -> list[list]:
+    """updates x seeds batches, each seed from its own sampler (uniform sampling: the same batches
+    feed both runs, so a rounding-level difference in priorities cannot change what is drawn)."""
+    samplers = [SequenceSampler(data, cfg.horizon, cfg.k, cfg.reward_scale, seed=s) for s in SEEDS]
+    return [[sm.sample(cfg.batch_size) for sm in samplers] for _ in range(updates)]
+
+
+def assert_agents_close(got: Agent, want: Agent) -> None:
+    for (name, p), q in zip(want.model.named_parameters(), got.model.parameters()):
+        torch.testing.assert_close(q, p, **CLOSE, msg=f"model {name}")
+    for (name, p), q in zip(want.target.named_parameters(), got.target.parameters()):
+        torch.testing.assert_close(q, p, **CLOSE, msg=f"target {name}")
+    for opt in ("model_optim", "pi_optim"):
+        g, w = getattr(got, opt).state_dict(), getattr(want, opt).state_dict()
+        assert g["state"].keys() == w["state"].keys()
+        for index, entry in w["state"].items():
+            for key, value in entry.items():
+                torch.testing.assert_close(g["state"][index][key], value, **CLOSE, msg=f"{opt} {index} {key}")
+    assert got.step == want.step
+    assert torch.equal(got.generator.get_state(), want.generator.get_state())
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_stacked_update_equals_separate_agents(umaze_small, mode):
+    # td_mpc with its prioritised replay: the per-seed priorities come out of the stacked update too
+    cfg = smoke_config(mode, target_update_every=2)
+    alone, together = make_agents(cfg), make_agents(cfg)
+    stacked = StackedAgents(together)
+    assert len(stacked) == 3 and stacked.params["policy.0.weight"].shape[0] == 3
+    for batches in batches_for(umaze_small[1], cfg, updates=4):
+        got = stacked.update(batches)
+        for seed, (agent, batch) in enumerate(zip(alone, batches)):
+            want = agent.update(batch)
+            assert got.keys() == want.keys()
+            for key in want:
+                torch.testing.assert_close(got[key][seed], want[key], **CLOSE, msg=f"seed {seed} {key}")
+            torch.testing.assert_close(stacked.latents[seed], agent.latents, **CLOSE)
+            if cfg.prioritized_replay:
+                torch.testing.assert_close(stacked.priorities[seed], agent.priorities, **CLOSE)
+    assert (stacked.priorities is not None) == cfg.prioritized_replay
+    # the seeds stay different models: seed 0's update did not leak into seed 1's
+    assert not torch.allclose(stacked.params["policy.0.weight"][0], stacked.params["policy.0.weight"][1])
+    stacked.write_back()
+    for got, want in zip(together, alone):
+        assert_agents_close(got, want)
+
+
+def test_stacking_resumed_agents_and_continuing_alone(umaze_small):
+    """Agents with Adam moments (as after a resume) stack with them; after write_back each agent
+    continues alone exactly where the stacked run left it."""
+    cfg = smoke_config("iql_td_mpc")
+    schedule = batches_for(umaze_small[1], cfg, updates=5)
+    alone, together = make_agents(cfg), make_agents(cfg)
+    for batches in schedule:
+        for agent, batch in zip(alone, batches):
+            agent.update(batch)
+    for batches in schedule[:2]:  # two updates alone
+        for agent, batch in zip(together, batches):
+            agent.update(batch)
+    stacked = StackedAgents(together)  # two stacked
+    for batches in schedule[2:4]:
+        stacked.update(batches)
+    stacked.write_back()
+    for agent, batch in zip(together, schedule[4]):  # and the last one alone again
+        agent.update(batch)
+    for got, want in zip(together, alone):
+        assert_agents_close(got, want)
+
+
+def test_per_seed_clipping_matches_torch():
+    torch.manual_seed(0)
+    grads = [torch.randn(3, 4, 5), torch.randn(3, 7)]
+    for g in grads:
+        g[1] *= 0.01  # seed 1 below the threshold: left as is
+    params = [torch.zeros_like(g, requires_grad=True) for g in grads]
+    for p, g in zip(params, grads):
+        p.grad = g.clone()
+    norms = clip_grad_norm_per_seed(params, max_norm=1.0)
+    for seed in range(3):
+        own = [torch.zeros_like(g[seed], requires_grad=True) for g in grads]
+        for p, g in zip(own, grads):
+            p.grad = g[seed].clone()
+        torch.testing.assert_close(norms[seed], torch.nn.utils.clip_grad_norm_(own, 1.0))
+        for p, q in zip(params, own):
+            torch.testing.assert_close(p.grad[seed], q.grad)
+    assert norms[1] < 1.0 < norms[0] and torch.equal(params[0].grad[1], grads[0][1])
+
+
+def test_stacking_refuses_mismatched_agents(umaze_small):
+    cfg = smoke_config("manager")
+    with pytest.raises(ValueError, match="share one config"):
+        StackedAgents([Agent(4, 2, cfg, seed=0), Agent(4, 2, smoke_config("manager", lr=1e-4), seed=1)])
+    ahead = Agent(4, 2, cfg, seed=1)
+    ahead.update(batches_for(umaze_small[1], cfg, 1)[0][0])
+    with pytest.raises(ValueError, match="same step"):
+        StackedAgents([Agent(4, 2, cfg, seed=0), ahead])
+    stacked = StackedAgents(make_agents(cfg, [0, 1]))
+    with pytest.raises(ValueError, match="3 batches for 2"):
+        stacked.update(batches_for(umaze_small[1], cfg, 1)[0])
+
+
+# --- the trainer: python -m manager train --seeds ----------------------------------------------
+ENV = "maze2d-umaze-v1"
+
+
+def train_args(data_dir, runs_dir, mode="manager", *extra):
+    return ["train", "--mode", mode, "--env", ENV, "--profile", "smoke", "--steps", "200", "--runs-dir",
+            str(runs_dir), "--data-dir", str(data_dir), "--log-every", "50", "--checkpoint-every", "100",
+            "--no-progress", *extra]
+
+
+def metric_rows(run_path) -> list[dict[str, float]]:
+    with open(run_path / "metrics.csv", newline="") as f:
+        return [{k: float(v) for k, v in row.items() if k != "steps_per_s"} for row in csv.DictReader(f)]
+
+
+@pytest.mark.parametrize("mode", ["manager", "td_mpc"])
+def test_seeds_train_in_one_process_as_they_would_alone(data_dir, tmp_path, capsys, mode):
+    assert manager_main(train_args(data_dir, tmp_path / "stacked", mode, "--seeds", "0,1")) == 0
+    printed = capsys.readouterr().out
+    assert "seed=0" in printed and "seed=1" in printed
+    assert manager_main(train_args(data_dir, tmp_path / "alone", mode, "--seed", "1")) == 0
+    got, want = (tmp_path / x / ENV / mode / "seed1" for x in ("stacked", "alone"))
+    for a, b in zip(metric_rows(got), metric_rows(want), strict=True):
+        assert a["step"] == b["step"]
+        for key in b:  # 200 updates apart from float rounding (batched matmuls)
+            assert a[key] == pytest.approx(b[key], rel=1e-3, abs=1e-4), (int(b["step"]), key)
+    final = json.loads((got / "final.json").read_text())
+    assert final["steps"] == 200 and final["seed"] == 1
+    seed0 = tmp_path / "stacked" / ENV / mode / "seed0"
+    assert metric_rows(seed0) != metric_rows(got)  # two seeds, two runs
+    if mode == "manager":
+        assert (got / "manager.pt").is_file() and "decoder" in metric_rows(got)[0]
+    else:  # flat agents are scored by MPC per seed, as alone
+        alone_final = json.loads((want / "final.json").read_text())
+        assert final["eval_episodes"] == alone_final["eval_episodes"]
+        assert final["normalized_score"] == pytest.approx(alone_final["normalized_score"], abs=0.5)
+
+
+def test_stacked_run_resumes_bit_for_bit_and_refuses_seeds_at_other_steps(data_dir, tmp_path):
+    assert manager_main(train_args(data_dir, tmp_path / "whole", "manager", "--seeds", "0,1")) == 0
+    for _ in range(2):  # two calls of 100 steps
+        assert manager_main(train_args(data_dir, tmp_path / "chunks", "manager", "--seeds", "0,1",
+                                       "--chunk-steps", "100")) == 0
+    for seed in (0, 1):
+        a, b = (tmp_path / x / ENV / "manager" / f"seed{seed}" for x in ("whole", "chunks"))
+        assert metric_rows(a) == metric_rows(b)
+        state_a, state_b = (load_checkpoint(p / "checkpoint.pt") for p in (a, b))
+        for part in ("model", "target"):
+            assert all(torch.equal(state_a["agent"][part][k], state_b["agent"][part][k]) for k in state_a["agent"][part])
+    # seed 0 alone for 100 steps, seed 1 not started: no lockstep possible
+    assert manager_main(train_args(data_dir, tmp_path / "mixed", "manager", "--seed", "0", "--chunk-steps", "100")) == 0
+    mixed = TrainConfig(mode="manager", env=ENV, profile="smoke", steps=200, runs_dir=str(tmp_path / "mixed"),
+                        data_dir=str(data_dir), log_every=50, checkpoint_every=100, progress=False)
+    with pytest.raises(ValueError, match=r"different steps \[100, 0\]"):
+        train_stacked(resolve(mixed), [0, 1])
+    with pytest.raises(ValueError, match="--compile is not supported with --seeds"):
+        train_stacked(resolve(dataclasses.replace(mixed, compile=True)), [0, 1])
+    for bad in ("0,0", "0,x", ","):
+        with pytest.raises(ValueError, match="--seeds"):
+            parse_seeds(bad)
