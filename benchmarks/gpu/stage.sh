@@ -3,7 +3,7 @@
 # fits one 10-minute call. docs/gpu.md has the plan and how results come back.
 #
 #   bash benchmarks/gpu/stage.sh speed           # manager + worker updates/s and planning ms (~5 min)
-#   bash benchmarks/gpu/stage.sh compile         # manager updates/s eager vs torch.compile, paper sizes
+#   bash benchmarks/gpu/stage.sh compile         # manager updates/s eager vs torch.compile vs 5 stacked seeds, paper sizes
 #   bash benchmarks/gpu/stage.sh train CMD...    # one resumable chunk of a training command, e.g.
 #        bash benchmarks/gpu/stage.sh train python3 -m manager train --mode manager \
 #             --env maze2d-medium-v1 --profile paper --time-limit-s 480
@@ -31,7 +31,7 @@ speed)
     python3 benchmarks/worker_speed.py "${corl[@]}" --device "$DEVICE" --out "$OUT/worker_speed_gpu.json" 2>&1 | tee "$OUT/worker_speed.log"
     ;;
 compile)
-    python3 benchmarks/manager_speed.py --device "$DEVICE" --profiles paper --compile --no-plan \
+    python3 benchmarks/manager_speed.py --device "$DEVICE" --profiles paper --compile --stacked-seeds 5 --no-plan \
         --out "$OUT/manager_compile_gpu.json" 2>&1 | tee "$OUT/manager_compile.log"
     ;;
 train)
