@@ -57,3 +57,22 @@ def parse_config(cls: type[T], prog: str, description: str | None, argv: list[st
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_arguments(parser, cls)
     return config_from_args(cls, parser.parse_args(argv))
+
+
+def split_names(text: str | None) -> list[str]:
+    """'a,b c' -> ['a', 'b', 'c'] (commas or spaces)."""
+    return [t.strip() for t in (text or "").replace(" ", ",").split(",") if t.strip()]
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """'0,1,2' -> (0, 1, 2); 'a-b' ranges are accepted ('0-4'); repeats are dropped."""
+    seeds: list[int] = []
+    for token in split_names(text):
+        low, sep, high = token.partition("-")
+        try:
+            seeds.extend(range(int(low), int(high) + 1) if sep else [int(token)])
+        except ValueError:
+            raise ValueError(f"--seeds {text!r}: expected integers such as 0,1,2,3,4 or 0-4") from None
+    if not seeds:
+        raise ValueError("--seeds is empty; give e.g. 0,1,2,3,4")
+    return tuple(dict.fromkeys(seeds))

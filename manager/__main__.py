@@ -18,10 +18,10 @@ import typing
 import yaml
 
 from common.checkpoint import CheckpointError
-from common.cli import add_config_arguments, config_from_args
+from common.cli import add_config_arguments, config_from_args, parse_seeds
 from common.run_dir import RunAlreadyComplete
 from manager.config import MODES, AgentConfig
-from manager.trainer import TrainConfig, Trainer, TrainingDiverged, parse_seeds, resolve, train_stacked
+from manager.trainer import TrainConfig, Trainer, TrainingDiverged, resolve, train_stacked
 from tasks import DatasetError, UnknownTaskError
 
 

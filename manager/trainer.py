@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,7 +42,7 @@ class TrainConfig:
     mode: str = field("manager", "manager | iql_td_mpc | td_mpc", choices=("manager", "iql_td_mpc", "td_mpc"))
     env: str = field("maze2d-umaze-v1", "D4RL task name")
     seed: int = field(0, "seed of initialisation, sampling and evaluation")
-    seeds: str = field("", "train several seeds in one process instead of --seed, e.g. 0,1,2: their parameters "
+    seeds: str = field("", "train several seeds in one process instead of --seed, e.g. 0,1,2 or 0-4: their parameters "
                            "stacked on a leading seed axis, one vmapped update for all (manager/stacked.py); "
                            "each seed gets its own run folder and the numbers of training it alone (up to "
                            "float rounding)")
@@ -233,22 +234,11 @@ class Trainer:
         return result
 
 
-def parse_seeds(text: str) -> list[int]:
-    """"0,1,2" -> [0, 1, 2] (distinct, at least one)."""
-    try:
-        seeds = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise ValueError(f"--seeds {text!r}: expected comma-separated integers, e.g. 0,1,2") from None
-    if not seeds or len(set(seeds)) != len(seeds):
-        raise ValueError(f"--seeds {text!r}: expected distinct comma-separated integers, e.g. 0,1,2")
-    return seeds
-
-
-def train_stacked(run: ResolvedRun, seeds: list[int]) -> list[dict[str, Any] | None]:
+def train_stacked(run: ResolvedRun, seeds: Sequence[int]) -> list[dict[str, Any] | None]:
     """Train (or resume) several seeds in one process: one Trainer per seed (its own run folder,
     sampler, checkpoints, metrics, evaluation) around one StackedAgents update for all of them.
     Returns each seed's final.json contents (None where the call stopped early)."""
-    t = run.train
+    t, seeds = run.train, list(seeds)
     if t.compile:
         raise ValueError("--compile is not supported with --seeds yet; train the seeds one per process "
                          "to compile, or drop --compile")

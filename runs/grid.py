@@ -11,6 +11,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.cli import parse_seeds, split_names  # noqa: F401 (re-exported: runs/__main__.py)
 from common.run_dir import RunDir
 from runs import catalog
 from runs.tables import PAPER_DATASETS, TableSpec
@@ -75,24 +76,6 @@ def worker_command(algo: str, intent: str, env: str, seed: int, opt: GridOptions
 
 
 # --- parsing the grid's axes ---------------------------------------------------------------------------
-def split_names(text: str | None) -> list[str]:
-    return [t.strip() for t in (text or "").replace(" ", ",").split(",") if t.strip()]
-
-
-def parse_seeds(text: str) -> tuple[int, ...]:
-    """'0,1,2' -> (0, 1, 2); 'a-b' ranges are accepted ('0-4')."""
-    seeds: list[int] = []
-    for token in split_names(text):
-        low, sep, high = token.partition("-")
-        try:
-            seeds.extend(range(int(low), int(high) + 1) if sep else [int(token)])
-        except ValueError:
-            raise ValueError(f"--seeds {text!r}: expected integers such as 0,1,2,3,4 or 0-4") from None
-    if not seeds:
-        raise ValueError("--seeds is empty; give e.g. 0,1,2,3,4")
-    return tuple(dict.fromkeys(seeds))
-
-
 def resolve_envs(table: TableSpec, text: str | None) -> tuple[str, ...]:
     """The table's datasets by default; a domain name (maze2d, antmaze, halfcheetah) means the table's
     datasets of that domain; other names must be a paper dataset or a task the task layer knows."""
