@@ -62,6 +62,9 @@ def clip_grad_norm_per_seed(params: Sequence[Tensor], max_norm: float) -> Tensor
 
 
 class StackedAgents:
+    """S agents of one config at one step, updated as one (see the module docstring). The agents
+    keep their generators (each draws its own noise) and get their state back by `write_back()`."""
+
     def __init__(self, agents: Sequence[Agent]):
         agents = list(agents)
         if not agents:
