@@ -50,15 +50,18 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def seed_updater(data, cfg, device: torch.device, seeds: int, kind: str) -> Callable[[], int]:
+def seed_updater(data, cfg, device: torch.device, seeds: int, kind: str,
+                 compile_backend: str | None = None) -> Callable[[], int]:
     """A function doing one update step of `seeds` agents (seeds 0..seeds-1), returning how many
-    seed-updates it did: kind "eager" / "compiled" (Agent.update one after the other; compiled:
-    `Agent.compile`, backend set by the caller) or "stacked" (one StackedAgents update for all)."""
+    seed-updates it did: kind "eager" / "compiled" (Agent.update one after the other) or "stacked" /
+    "stacked_compiled" (one StackedAgents update for all); compiled with compile_backend."""
     samplers = [SequenceSampler(data, cfg.horizon, cfg.k, cfg.reward_scale, device=device, seed=s,
                                 prioritized=cfg.prioritized_replay) for s in range(seeds)]
     agents = [Agent(4, 2, cfg, device, seed=s) for s in range(seeds)]
-    if kind == "stacked":
+    if kind in ("stacked", "stacked_compiled"):
         stacked = StackedAgents(agents)
+        if kind == "stacked_compiled":
+            stacked.compile(backend=compile_backend)
 
         def step() -> int:
             batches = [sampler.sample(cfg.batch_size) for sampler in samplers]
@@ -75,7 +78,9 @@ def seed_updater(data, cfg, device: torch.device, seeds: int, kind: str) -> Call
             agent.update(batch)
             sampler.update_priorities(batch.index, agent.priorities)
         return seeds
-    step.agents = agents  # for compile()
+    if kind == "compiled":
+        for agent in agents:
+            agent.compile(backend=compile_backend)
     return step
 
 
@@ -84,15 +89,16 @@ def update_speeds(data, cfg, device: torch.device, seconds: float, compile_backe
     """Seed-updates per second of each contender, the contenders taking turns in windows of
     seconds / ROUNDS each, so machine load drifts hit them alike: eager Agent.update, and with
     compile_backend the compiled one; with stacked_seeds S, S agents one after the other against
-    the same S as one StackedAgents."""
+    the same S as one StackedAgents (and, with compile_backend, a compiled StackedAgents)."""
     contenders = {"eager": seed_updater(data, cfg, device, 1, "eager")}
     if compile_backend:
-        contenders["compiled"] = seed_updater(data, cfg, device, 1, "eager")
-        for agent in contenders["compiled"].agents:
-            agent.compile(backend=compile_backend)
+        contenders["compiled"] = seed_updater(data, cfg, device, 1, "compiled", compile_backend)
     if stacked_seeds:
         contenders["sequential"] = seed_updater(data, cfg, device, stacked_seeds, "eager")
         contenders["stacked"] = seed_updater(data, cfg, device, stacked_seeds, "stacked")
+        if compile_backend:
+            contenders["stacked_compiled"] = seed_updater(data, cfg, device, stacked_seeds, "stacked_compiled",
+                                                          compile_backend)
     warmup_s = {}
     for name, step in contenders.items():
         start = time.perf_counter()
@@ -119,6 +125,10 @@ def update_speeds(data, cfg, device: torch.device, seconds: float, compile_backe
         row.update(stacked_seeds=stacked_seeds, seed_updates_per_s_sequential=round(rates["sequential"], 2),
                    seed_updates_per_s_stacked=round(rates["stacked"], 2),
                    stacked_over_sequential=round(rates["stacked"] / rates["sequential"], 3))
+        if compile_backend:
+            row.update(seed_updates_per_s_stacked_compiled=round(rates["stacked_compiled"], 2),
+                       stacked_compile_s=round(warmup_s["stacked_compiled"], 1),
+                       stacked_compiled_over_sequential=round(rates["stacked_compiled"] / rates["sequential"], 3))
     return row
 
 

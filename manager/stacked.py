@@ -13,6 +13,7 @@ float rounding (a batched matmul may sum in another order); tests/test_manager_s
 
 `write_back()` puts every seed's weights, targets, Adam moments and step back into its `Agent`, so
 checkpoints, export and evaluation stay the single-seed code (and a run may continue alone).
+`compile()` hands the vmapped loss computation to torch.compile (it traces as one graph).
 """
 from __future__ import annotations
 
@@ -91,7 +92,8 @@ class StackedAgents:
         self._stack_optimizer(self.model_optim, [a.model_optim for a in agents])
         self._stack_optimizer(self.pi_optim, [a.pi_optim for a in agents])
         out_dims = UpdateLosses(0, 0, 0, 0 if self.cfg.prioritized_replay else None, 0)  # priorities may be None
-        self._losses = torch.func.vmap(self._seed_losses, out_dims=out_dims, randomness="error")
+        self._vmapped_losses = torch.func.vmap(self._seed_losses, out_dims=out_dims, randomness="error")
+        self._losses = self._vmapped_losses  # torch.compile(...) after compile()
         self.latents: Tensor | None = None     # (S, B, d) of the last update
         self.priorities: Tensor | None = None  # (S, B) of the last update (prioritised replay)
 
@@ -143,6 +145,13 @@ class StackedAgents:
         state = {**{f"model.{n}": v for n, v in params.items()},
                  **{f"target.{n}": v for n, v in target_params.items()}, **buffers}
         return torch.func.functional_call(self._call, state, (batch, noise))
+
+    def compile(self, **compile_kwargs) -> None:
+        """Run the vmapped loss computation of all seeds through `torch.compile` as one graph
+        (backward included, via AOTAutograd), as `Agent.compile` does for one seed."""
+        # static shapes: vmap's batched tensors do not take symbolic sizes, which dynamo would try when
+        # the same vmap wrapper meets a second shape in one process (another mode or batch size)
+        self._losses = torch.compile(self._vmapped_losses, fullgraph=True, **{"dynamic": False, **compile_kwargs})
 
     def update(self, batches: Sequence[SequenceBatch]) -> dict[str, Tensor]:
         """One update of every seed on its own batch; metrics as (S,) tensors (no host syncs)."""

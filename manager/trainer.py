@@ -239,9 +239,6 @@ def train_stacked(run: ResolvedRun, seeds: Sequence[int]) -> list[dict[str, Any]
     sampler, checkpoints, metrics, evaluation) around one StackedAgents update for all of them.
     Returns each seed's final.json contents (None where the call stopped early)."""
     t, seeds = run.train, list(seeds)
-    if t.compile:
-        raise ValueError("--compile is not supported with --seeds yet; train the seeds one per process "
-                         "to compile, or drop --compile")
     trainers = [Trainer(dataclasses.replace(run, train=dataclasses.replace(t, seed=seed))) for seed in seeds]
     for trainer in trainers:
         trainer.begin()
@@ -250,6 +247,8 @@ def train_stacked(run: ResolvedRun, seeds: Sequence[int]) -> list[dict[str, Any]
         raise ValueError(f"seeds {seeds} resume from different steps {steps} (their checkpoints); stacked seeds "
                          "train in lockstep: resume each alone (--seed) to the same step, or train them one per process")
     stacked = StackedAgents([trainer.agent for trainer in trainers])
+    if t.compile:  # (each agent's own compiled losses are never called here: torch.compile is lazy)
+        stacked.compile()
     stop_step = trainers[0].stop_step
     label = ",".join(map(str, seeds))
     with progress_bar(total=run.steps, desc=f"{t.mode} {t.env} seeds {label}", enabled=t.progress) as bar, \

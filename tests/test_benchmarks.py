@@ -54,4 +54,5 @@ def test_manager_speed_times_eager_compiled_and_stacked_updates_and_planning(tmp
         assert row["stacked_seeds"] == 2 and row["seed_updates_per_s_sequential"] > 0
         ratio = row["seed_updates_per_s_stacked"] / row["seed_updates_per_s_sequential"]
         assert abs(row["stacked_over_sequential"] - ratio) < 0.01
+        assert row["seed_updates_per_s_stacked_compiled"] > 0 and row["stacked_compile_s"] > 0
         assert all(row[f"plan_ms_{n}_envs{kind}"] > 0 for n in (1, 3) for kind in ("", "_compiled"))

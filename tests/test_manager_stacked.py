@@ -3,7 +3,6 @@ update) trains each seed as its own Agent would, and hands the state back to the
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 
 import pytest
@@ -14,7 +13,7 @@ from manager.agent import Agent
 from manager.checkpoint import load_checkpoint
 from manager.config import apply_profile, make_config, resolve_for_env
 from manager.data import SequenceSampler
-from manager.stacked import StackedAgents, clip_grad_norm_per_seed
+from manager.stacked import StackedAgents, clip_grad_norm_per_seed, stack_batches, stack_noise
 from manager.trainer import TrainConfig, resolve, train_stacked
 
 MODES = ["manager", "iql_td_mpc", "td_mpc"]
@@ -131,6 +130,28 @@ def test_stacking_refuses_mismatched_agents(umaze_small):
         stacked.update(batches_for(umaze_small[1], cfg, 1)[0])
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_stacked_losses_trace_as_one_graph_and_compile(umaze_small, mode):
+    """The vmapped update of all seeds is one graph for torch.compile too (no breaks), and compiled
+    (AOTAutograd's joint graph) it trains like the eager stacked update."""
+    cfg = smoke_config(mode)
+    schedule = batches_for(umaze_small[1], cfg, updates=3)
+    eager, compiled = StackedAgents(make_agents(cfg)), StackedAgents(make_agents(cfg))
+    probe = StackedAgents(make_agents(cfg))
+    noise = stack_noise([a.draw_noise(cfg.horizon, cfg.batch_size) for a in probe.agents])
+    explained = torch._dynamo.explain(probe._vmapped_losses)(probe.params, probe.target_params, probe.buffers,
+                                                             stack_batches(schedule[0]), noise)
+    assert explained.graph_break_count == 0, [str(r.reason) for r in explained.break_reasons]
+    assert explained.graph_count == 1
+    compiled.compile(backend="aot_eager")
+    for batches in schedule:
+        got, want = compiled.update(batches), eager.update(batches)
+        for key in want:
+            torch.testing.assert_close(got[key], want[key], **CLOSE, msg=key)
+    for name, value in eager.params.items():
+        torch.testing.assert_close(compiled.params[name], value, **CLOSE, msg=name)
+
+
 # --- the trainer: python -m manager train --seeds ----------------------------------------------
 ENV = "maze2d-umaze-v1"
 
@@ -186,6 +207,19 @@ def test_stacked_run_resumes_bit_for_bit_and_refuses_seeds_at_other_steps(data_d
                         data_dir=str(data_dir), log_every=50, checkpoint_every=100, progress=False)
     with pytest.raises(ValueError, match=r"different steps \[100, 0\]"):
         train_stacked(resolve(mixed), [0, 1])
-    with pytest.raises(ValueError, match="--compile is not supported with --seeds"):
-        train_stacked(resolve(dataclasses.replace(mixed, compile=True)), [0, 1])
     assert manager_main(train_args(data_dir, tmp_path / "bad", "manager", "--seeds", "0,x")) == 2
+
+
+def test_compile_flag_with_seeds_compiles_the_stacked_update(data_dir, tmp_path, monkeypatch):
+    calls = []
+    original = StackedAgents.compile
+
+    def compile_with_aot_eager(self, **kwargs):
+        calls.append(len(self))
+        original(self, backend="aot_eager")
+
+    monkeypatch.setattr(StackedAgents, "compile", compile_with_aot_eager)
+    cfg = TrainConfig(mode="manager", env=ENV, profile="smoke", steps=20, runs_dir=str(tmp_path),
+                      data_dir=str(data_dir), log_every=10, checkpoint_every=10, progress=False, compile=True)
+    results = train_stacked(resolve(cfg), [0, 1])
+    assert calls == [2] and [r["seed"] for r in results] == [0, 1] and all(r["steps"] == 20 for r in results)
