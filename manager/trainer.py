@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,12 +28,12 @@ from common.metrics import MetricWindow, TrainingDiverged  # noqa: F401 (re-expo
 from common.progress import progress_bar
 from common.run_dir import RunAlreadyComplete, RunDir
 from manager.agent import Agent
-from manager.stacked import StackedAgents
 from manager.checkpoint import config_to_dict, export_manager
 from manager.config import (PROFILE_EVAL_EPISODES, PROFILE_STEPS, AgentConfig, apply_profile, make_config,
                             resolve_for_env)
 from manager.data import SequenceBatch, SequenceSampler
 from manager.inference import LatentPlanner
+from manager.stacked import StackedAgents
 from manager.world_model import Decoder
 from tasks import evaluate_policy, get_normalized_score, get_task, load_dataset
 from tasks.datasets import code_version
@@ -237,8 +238,16 @@ class Trainer:
 def train_stacked(run: ResolvedRun, seeds: Sequence[int]) -> list[dict[str, Any] | None]:
     """Train (or resume) several seeds in one process: one Trainer per seed (its own run folder,
     sampler, checkpoints, metrics, evaluation) around one StackedAgents update for all of them.
-    Returns each seed's final.json contents (None where the call stopped early)."""
-    t, seeds = run.train, list(seeds)
+    Seeds whose run has finished are skipped (named on stderr; --overwrite redoes them). Returns
+    the final.json contents of the seeds trained (None where the call stopped early)."""
+    t = run.train
+    finished = [seed for seed in seeds if not t.overwrite and RunDir(t.runs_dir, t.env, t.mode, seed).is_complete()]
+    if finished:
+        print(f"seeds {finished} have finished runs in {t.runs_dir}: skipped (pass --overwrite to redo them)",
+              file=sys.stderr)
+    seeds = [seed for seed in seeds if seed not in finished]
+    if not seeds:
+        return []
     trainers = [Trainer(dataclasses.replace(run, train=dataclasses.replace(t, seed=seed))) for seed in seeds]
     for trainer in trainers:
         trainer.begin()

@@ -3,6 +3,7 @@ update) trains each seed as its own Agent would, and hands the state back to the
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 
 import pytest
@@ -190,7 +191,7 @@ def test_seeds_train_in_one_process_as_they_would_alone(data_dir, tmp_path, caps
         assert final["normalized_score"] == pytest.approx(alone_final["normalized_score"], abs=0.5)
 
 
-def test_stacked_run_resumes_bit_for_bit_and_refuses_seeds_at_other_steps(data_dir, tmp_path):
+def test_stacked_run_resumes_bit_for_bit_and_refuses_seeds_at_other_steps(data_dir, tmp_path, capsys):
     assert manager_main(train_args(data_dir, tmp_path / "whole", "manager", "--seeds", "0,1")) == 0
     for _ in range(2):  # two calls of 100 steps
         assert manager_main(train_args(data_dir, tmp_path / "chunks", "manager", "--seeds", "0,1",
@@ -208,6 +209,13 @@ def test_stacked_run_resumes_bit_for_bit_and_refuses_seeds_at_other_steps(data_d
     with pytest.raises(ValueError, match=r"different steps \[100, 0\]"):
         train_stacked(resolve(mixed), [0, 1])
     assert manager_main(train_args(data_dir, tmp_path / "bad", "manager", "--seeds", "0,x")) == 2
+    # finished seeds are skipped, the others train: seed 2 joins the finished 0 and 1
+    done = load_checkpoint(tmp_path / "whole" / ENV / "manager" / "seed1" / "checkpoint.pt")
+    results = train_stacked(resolve(dataclasses.replace(mixed, runs_dir=str(tmp_path / "whole"))), [0, 1, 2])
+    assert [r["seed"] for r in results] == [2]
+    assert "seeds [0, 1] have finished runs" in capsys.readouterr().err
+    again = load_checkpoint(tmp_path / "whole" / ENV / "manager" / "seed1" / "checkpoint.pt")
+    assert all(torch.equal(done["agent"]["model"][k], again["agent"]["model"][k]) for k in done["agent"]["model"])
 
 
 def test_compile_flag_with_seeds_compiles_the_stacked_update(data_dir, tmp_path, monkeypatch):
