@@ -129,7 +129,7 @@ def test_cell_commands_are_the_makefile_commands():
     cells = {c.key: c for c in expand_grid(get_table("table2"), (UMAZE,), ("bc",), (1,), opt)
              + expand_grid(get_table("table1"), (UMAZE,), (), (1,), opt)}
     common = ["PYTHON=PY", f"ENV={UMAZE}", "SEED=1", "PROFILE=smoke", "DEVICE=cpu"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MAKE")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAKE") and k != "SEEDS"}
 
     def make_n(*args: str) -> tuple[str, ...]:
         out = subprocess.run(["make", "-s", "-n", *args, *common], cwd=ROOT, capture_output=True, text=True,
@@ -140,6 +140,9 @@ def test_cell_commands_are_the_makefile_commands():
     assert make_n("manager") == cells[f"{UMAZE}/manager/seed1"].command[:-2]
     assert make_n("flat", "MODE=td_mpc") == cells[f"{UMAZE}/td_mpc/seed1"].command[:-2]
     assert make_n("worker", "ALGO=bc", "INTENT=manager") == cells[f"{UMAZE}/bc/manager/seed1"].command[:-2]
+    # SEEDS= on the command line: the Manager's seeds in one process (manager train --seeds)
+    stacked = make_n("manager", "SEEDS=0-2")
+    assert stacked[stacked.index("--seeds") + 1] == "0-2" and "--seed" not in stacked
 
 
 def test_unknown_names_are_clear_errors(capsys):
