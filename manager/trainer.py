@@ -146,13 +146,14 @@ class Trainer:
         t = self.run.train
         if self.run_dir.is_complete() and not t.overwrite:
             raise RunAlreadyComplete(f"{self.run_dir.path} already holds a finished run; pass --overwrite to redo it")
+        commit = code_version()  # read (and cached) now, resumed or not: final.json names the code this process loaded
         if self.checkpoint_path.exists() and not t.overwrite:
             self.load_state_dict(load_checkpoint(self.checkpoint_path, self.run.device))
             self.run_dir.truncate_metrics(self.agent.step)
         else:
             self.run_dir.start({"train": dataclasses.asdict(t), "agent": config_to_dict(self.run.agent),
                                 "profile": self.run.profile, "steps": self.run.steps,
-                                "device": str(self.run.device), "code_version": code_version()},
+                                "device": str(self.run.device), "code_version": commit},
                                overwrite=t.overwrite)
             self.run_dir.metrics_path.unlink(missing_ok=True)
         start_step, total = self.agent.step, self.run.steps

@@ -147,3 +147,22 @@ def test_resume_with_another_observation_size_is_refused(data_dir, tmp_path):
     assert run_bc(data_dir, tmp_path, "random", "--chunk_steps", "100") is None
     with pytest.raises(CheckpointError, match="size 14.*size 9"):
         run_bc(data_dir, tmp_path, "random", "--intent_dim", "5")
+
+
+def test_a_resumed_worker_names_the_commit_it_started_with(data_dir, tmp_path, monkeypatch):
+    """As the Manager's trainer: the commit is read when the call starts, not when final.json is written."""
+    import functools
+
+    import corl.shared.run as run_module
+
+    head = {"commit": "old"}
+    assert run_bc(data_dir, tmp_path, "none", "--chunk_steps", "100") is None
+    monkeypatch.setattr(run_module, "code_version", functools.cache(lambda: head["commit"]))  # a fresh process
+    original = bc.BC.update
+
+    def update_then_commit(self, batch):
+        head["commit"] = "new"  # work lands while the run trains
+        return original(self, batch)
+
+    monkeypatch.setattr(bc.BC, "update", update_then_commit)
+    assert run_bc(data_dir, tmp_path, "none")["code_version"] == "old"

@@ -206,3 +206,24 @@ def test_task_dependent_settings_and_the_manager_discount():
     large = resolve_for_env(make_config("manager"), "antmaze-large-play-v2")
     assert (large.reward_scale, large.iql_beta, large.critic_loss) == (1.0, pytest.approx(3.0), "iql")
     assert resolve_for_env(make_config("iql_td_mpc"), ENV).gamma == 0.99  # flat agents: per env step
+
+
+def test_a_resumed_run_names_the_commit_it_started_with(data_dir, tmp_path, monkeypatch):
+    """HEAD moving while a (resumed) run trains does not relabel the code it ran: the commit is read
+    when the call starts, as the process's modules were loaded."""
+    import functools
+
+    import manager.trainer as trainer_module
+
+    head = {"commit": "old"}
+    assert train_run(data_dir, tmp_path, "manager", chunk_steps=100) is None
+    monkeypatch.setattr(trainer_module, "code_version", functools.cache(lambda: head["commit"]))  # a fresh process
+    original = Agent.update
+
+    def update_then_commit(self, batch):
+        head["commit"] = "new"  # work lands while the run trains
+        return original(self, batch)
+
+    monkeypatch.setattr(Agent, "update", update_then_commit)
+    result = train_run(data_dir, tmp_path, "manager", chunk_steps=100)
+    assert result["code_version"] == "old"

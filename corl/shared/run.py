@@ -168,12 +168,13 @@ class WorkerRun:
             raise ValueError(f"dataset observations have size {buffer.observations.shape[1]}, the eval env "
                              f"gives {obs_dim}: the dataset and the env were not given the same intents")
         step = 0
+        commit = code_version()  # read (and cached) now, resumed or not: final.json names the code this process loaded
         if self.checkpoint_path.exists() and not cfg.overwrite:
             step = self._resume(algo, buffer, obs_dim)
             self.run_dir.truncate_metrics(step)
         else:
             self.run_dir.start({**dataclasses.asdict(cfg), "device": str(self.device), "obs_dim": obs_dim,
-                                "code_version": code_version()}, overwrite=cfg.overwrite)
+                                "code_version": commit}, overwrite=cfg.overwrite)
             self.run_dir.metrics_path.unlink(missing_ok=True)
         logger = WandbLogger(cfg, self.run_dir.path) if cfg.wandb else None
         policy = NormalizedPolicy(algo, obs_mean, obs_std, self.device)
