@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from common.checkpoint import load_checkpoint, save_atomic
@@ -95,12 +96,14 @@ def resolve(train: TrainConfig, overrides: dict[str, Any] | None = None) -> Reso
 
 
 class Trainer:
-    def __init__(self, run: ResolvedRun):
+    def __init__(self, run: ResolvedRun, dataset: dict[str, np.ndarray] | None = None):
+        """`dataset`: the env's arrays when the caller has loaded them already (stacked seeds share one read)."""
         self.run = run
         t, cfg = run.train, run.agent
         self.run_dir = RunDir(t.runs_dir, t.env, t.mode, t.seed)
         self.checkpoint_path = self.run_dir.path / "checkpoint.pt"
-        dataset = load_dataset(t.env, t.data_dir, show_progress=t.progress)
+        if dataset is None:
+            dataset = load_dataset(t.env, t.data_dir, show_progress=t.progress)
         self.obs_dim, self.act_dim = dataset["observations"].shape[1], dataset["actions"].shape[1]
         self.sampler = SequenceSampler(dataset, cfg.horizon, cfg.k, cfg.reward_scale, device=run.device, seed=t.seed,
                                        max_episode_steps=get_task(t.env).max_episode_steps,
@@ -249,7 +252,8 @@ def train_stacked(run: ResolvedRun, seeds: Sequence[int]) -> list[dict[str, Any]
     seeds = [seed for seed in seeds if seed not in finished]
     if not seeds:
         return []
-    trainers = [Trainer(dataclasses.replace(run, train=dataclasses.replace(t, seed=seed))) for seed in seeds]
+    dataset = load_dataset(t.env, t.data_dir, show_progress=t.progress)  # read once, sampled by every seed
+    trainers = [Trainer(dataclasses.replace(run, train=dataclasses.replace(t, seed=seed)), dataset) for seed in seeds]
     for trainer in trainers:
         trainer.begin()
     steps = [trainer.agent.step for trainer in trainers]
