@@ -3,7 +3,9 @@
 # fits one 10-minute call. docs/gpu.md has the plan and how results come back.
 #
 #   bash benchmarks/gpu/stage.sh speed           # manager + worker updates/s and planning ms (~5 min)
-#   bash benchmarks/gpu/stage.sh compile         # manager updates/s eager vs torch.compile vs 5 stacked seeds, paper sizes
+#   bash benchmarks/gpu/stage.sh compile         # manager updates/s eager vs torch.compile, paper sizes
+#   bash benchmarks/gpu/stage.sh stacked [ARGS]  # 5 seeds as one StackedAgents vs one after the other, paper
+#                                                # sizes (ARGS go to manager_speed.py, e.g. --compile --modes manager)
 #   bash benchmarks/gpu/stage.sh train CMD...    # one resumable chunk of a training command, e.g.
 #        bash benchmarks/gpu/stage.sh train python3 -m manager train --mode manager \
 #             --env maze2d-medium-v1 --profile paper --time-limit-s 480
@@ -23,7 +25,7 @@ if [ -d .whl ]; then
 fi
 if command -v nvidia-smi >/dev/null; then nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"; fi
 python3 -c "import torch, gymnasium, mujoco, h5py, pyrallis; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
-stage=${1:?stage: speed | compile | train CMD...}; shift
+stage=${1:?stage: speed | compile | stacked [ARGS] | train CMD...}; shift
 case "$stage" in
 speed)
     python3 benchmarks/manager_speed.py --device "$DEVICE" --out "$OUT/manager_speed_gpu.json" 2>&1 | tee "$OUT/manager_speed.log"
@@ -31,8 +33,12 @@ speed)
     python3 benchmarks/worker_speed.py "${corl[@]}" --device "$DEVICE" --out "$OUT/worker_speed_gpu.json" 2>&1 | tee "$OUT/worker_speed.log"
     ;;
 compile)
-    python3 benchmarks/manager_speed.py --device "$DEVICE" --profiles paper --compile --stacked-seeds 5 --no-plan \
+    python3 benchmarks/manager_speed.py --device "$DEVICE" --profiles paper --compile --no-plan \
         --out "$OUT/manager_compile_gpu.json" 2>&1 | tee "$OUT/manager_compile.log"
+    ;;
+stacked)
+    python3 benchmarks/manager_speed.py --device "$DEVICE" --profiles paper --stacked-seeds 5 --no-plan "$@" \
+        --out "$OUT/manager_stacked_gpu.json" 2>&1 | tee "$OUT/manager_stacked.log"
     ;;
 train)
     mkdir -p .gpu_runs "$D4RL_DATASET_DIR"
@@ -48,5 +54,5 @@ train)
     exit $status
     ;;
 *)
-    echo "unknown stage '$stage': use speed, compile or train" >&2; exit 2 ;;
+    echo "unknown stage '$stage': use speed, compile, stacked or train" >&2; exit 2 ;;
 esac
