@@ -1,8 +1,10 @@
 """Network building blocks of TD-MPC's world model (nicklashansen/tdmpc, src/algorithm/helper.py)."""
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 
 def mlp(in_dim: int, hidden: list[int], out_dim: int) -> nn.Sequential:
@@ -37,9 +39,11 @@ def zero_output_layer(net: nn.Sequential) -> None:
     nn.init.zeros_(last.bias)
 
 
-def ema_update(target: nn.Module, online: nn.Module, tau: float) -> None:
-    """theta- <- (1 - tau) theta- + tau theta, in place, without host syncs."""
+def ema_update(target: nn.Module | Iterable[Tensor], online: nn.Module | Iterable[Tensor], tau: float) -> None:
+    """theta- <- (1 - tau) theta- + tau theta, in place, without host syncs; modules (their
+    parameters) or matching sequences of tensors (e.g. parameters stacked over seeds)."""
+    def tensors(x):
+        return list(x.parameters()) if isinstance(x, nn.Module) else list(x)
+
     with torch.no_grad():
-        t_params = list(target.parameters())
-        o_params = list(online.parameters())
-        torch._foreach_lerp_(t_params, o_params, tau)
+        torch._foreach_lerp_(tensors(target), tensors(online), tau)

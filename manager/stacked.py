@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from manager.agent import Agent, UpdateLosses, UpdateNoise
 from manager.data import SequenceBatch
+from manager.layers import ema_update
 
 
 class _SeedLosses(nn.Module):
@@ -174,8 +175,6 @@ class StackedAgents:
         self.step += 1
         self.latents, self.priorities = out.latents, out.priorities
         if self.step % cfg.target_update_every == 0:
-            with torch.no_grad():
-                names = self.param_names
-                torch._foreach_lerp_([self.target_params[n] for n in names], [self.params[n] for n in names],
-                                     cfg.target_tau)
+            names = self.param_names
+            ema_update([self.target_params[n] for n in names], [self.params[n] for n in names], cfg.target_tau)
         return {**out.metrics, "grad_norm": grad_norm.detach()}
