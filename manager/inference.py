@@ -53,10 +53,10 @@ class LatentPlanner:
 
     def draw(self, z: Tensor) -> PlanNoise:
         """Every random draw of the next plan from latents z (N, d)."""
-        cfg, mppi = self.cfg, self.cfg.num_random_samples > 0  # MPPI (td_mpc) draws Gaussian sequences too
+        cfg = self.cfg  # MPPI's Gaussian sequences are drawn only where num_random_samples > 0 (td_mpc)
         return draw_plan_noise(self.model, z, horizon=cfg.horizon, num_pi_samples=cfg.num_pi_samples,
                                num_elites=cfg.num_elites, generator=self.generator,
-                               num_random=cfg.num_random_samples, iterations=cfg.mppi_iterations if mppi else 0)
+                               num_random=cfg.num_random_samples, iterations=cfg.mppi_iterations)
 
     @torch.no_grad()
     def _plan_from_noise(self, z: Tensor, noise: PlanNoise, prev_mean: Tensor | None) -> tuple[Tensor, Tensor | None]:
