@@ -47,6 +47,7 @@ help:
 	@echo "           PYTHON=<interpreter, skips .venv>"
 	@echo "make table1|table2|table3  the paper's grids, resumable: runs/tableN.md/.csv/.png (docs/tables.md)"
 	@echo "           ENVS=<datasets or domain> ALGOS=<workers> SEEDS=$(SEEDS) JOBS=$(JOBS) ENGINE=$(ENGINE) (local|submitit)"
+	@echo "           STACK_SEEDS=1 (an env's Managers / flat agents of all seeds in one process, stacked)"
 	@echo "           TABLE_FLAGS='<other python -m runs flags, e.g. --aggregate-only --dry-run --gpus 0,1>'"
 
 # The paper's grids (python -m runs --help, docs/tables.md): each cell is a make manager/flat/worker command.
@@ -55,9 +56,11 @@ ALGOS ?=
 SEEDS ?= 0,1,2,3,4
 JOBS ?= 1
 ENGINE ?= local
+STACK_SEEDS ?=
 TABLE_FLAGS ?=
 TABLE_ARGS = $(if $(ENVS),--envs $(ENVS),) $(if $(ALGOS),--algos $(ALGOS),) --seeds $(SEEDS) \
-	--profile $(PROFILE) --device $(DEVICE) --jobs $(JOBS) --engine $(ENGINE) $(TABLE_FLAGS)
+	--profile $(PROFILE) --device $(DEVICE) --jobs $(JOBS) --engine $(ENGINE) \
+	$(if $(filter 1 true yes,$(STACK_SEEDS)),--stack-seeds,) $(TABLE_FLAGS)
 .PHONY: table1 table2 table3
 
 table1 table2 table3: $(if $(filter submitit,$(ENGINE)),$(DEV_DEPS),$(DEPS))

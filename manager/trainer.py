@@ -199,17 +199,22 @@ class Trainer:
             return None
         return self.finish(time.perf_counter() - self.started)
 
+    def advance(self, until: int, bar) -> bool:
+        """Update this agent alone up to step `until`; True: stopped earlier by the time limit."""
+        while self.agent.step < until:
+            batch = self.sampler.sample(self.run.agent.batch_size)
+            metrics = self.agent.update(batch)
+            if self.record(self.agent.step, batch, metrics, self.agent.priorities, self.agent.latents, bar):
+                return True
+        return False
+
     def train(self) -> dict[str, Any] | None:
         """Run (or resume) training; returns final.json's contents, or None if stopped early."""
         t = self.run.train
         self.begin()
         with progress_bar(total=self.run.steps, desc=f"{t.mode} {t.env}", enabled=t.progress) as bar:
             bar.update(self.agent.step)
-            while self.agent.step < self.stop_step:
-                batch = self.sampler.sample(self.run.agent.batch_size)
-                metrics = self.agent.update(batch)
-                if self.record(self.agent.step, batch, metrics, self.agent.priorities, self.agent.latents, bar):
-                    break
+            self.advance(self.stop_step, bar)
         return self.end()
 
     def finish(self, wall_s: float) -> dict[str, Any]:
@@ -239,6 +244,31 @@ class Trainer:
         return result
 
 
+def catch_up(trainers: Sequence[Trainer]) -> bool:
+    """Seeds resumed from different steps (a stacked run killed between two seeds' checkpoints, a
+    seed trained alone before, a fresh seed joining) cannot share one update: each seed behind the
+    furthest trains alone up to its step first. Then every seed stops at the same step in this call
+    (the earliest of their chunk limits). False: a chunk or time limit ended the call first."""
+    lead = max(trainer.agent.step for trainer in trainers)
+    for trainer in trainers:
+        if trainer.agent.step < lead:
+            t = trainer.run.train
+            print(f"seed {t.seed} resumes at step {trainer.agent.step}, behind step {lead}: training it alone up to "
+                  "there, then stacked", file=sys.stderr)
+            with progress_bar(total=lead, desc=f"{t.mode} {t.env} seed {t.seed} to step {lead}",
+                              enabled=t.progress) as bar:
+                bar.update(trainer.agent.step)
+                if trainer.advance(min(lead, trainer.stop_step), bar):
+                    return False
+    if any(trainer.agent.step < lead for trainer in trainers):
+        return False
+    stop_step = min(trainer.stop_step for trainer in trainers)
+    now = time.perf_counter()
+    for trainer in trainers:
+        trainer.stop_step, trainer.window_start = stop_step, now  # steps/s of the stacked steps only
+    return True
+
+
 def train_stacked(run: ResolvedRun, seeds: Sequence[int]) -> list[dict[str, Any] | None]:
     """Train (or resume) several seeds in one process: one Trainer per seed (its own run folder,
     sampler, checkpoints, metrics, evaluation) around one StackedAgents update for all of them.
@@ -256,10 +286,8 @@ def train_stacked(run: ResolvedRun, seeds: Sequence[int]) -> list[dict[str, Any]
     trainers = [Trainer(dataclasses.replace(run, train=dataclasses.replace(t, seed=seed)), dataset) for seed in seeds]
     for trainer in trainers:
         trainer.begin()
-    steps = [trainer.agent.step for trainer in trainers]
-    if len(set(steps)) > 1:
-        raise ValueError(f"seeds {seeds} resume from different steps {steps} (their checkpoints); stacked seeds "
-                         "train in lockstep: resume each alone (--seed) to the same step, or train them one per process")
+    if not catch_up(trainers):  # this call's chunk or time limit ran out before the seeds were level
+        return [trainer.end() for trainer in trainers]
     stacked = StackedAgents([trainer.agent for trainer in trainers])
     if t.compile:  # (each agent's own compiled losses are never called here: torch.compile is lazy)
         stacked.compile()

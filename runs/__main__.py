@@ -27,7 +27,8 @@ from runs import manifest as m
 from runs.aggregate import ALPHA, aggregate
 from runs.engines import make_engine
 from runs.execute import REPO_ROOT, CellJob, repo_provenance
-from runs.grid import Cell, GridOptions, expand_grid, parse_seeds, resolve_algos, resolve_envs, split_names
+from runs.grid import (Cell, GridOptions, expand_grid, parse_seeds, resolve_algos, resolve_envs, split_names,
+                       stacked_command)
 from runs.plots import write_plot
 from runs.report import profile_warning, write_reports
 from runs.scheduler import run_grid
@@ -45,7 +46,11 @@ class TablesConfig:
     profile: str = field("auto", "paper | quick | smoke | auto (paper on a GPU, quick on a CPU), passed to every cell",
                          choices=("auto", "paper", "quick", "smoke"))
     device: str = field("auto", "auto | cpu | cuda, passed to every cell")
-    jobs: int = field(1, "cells running at once (dependencies respected)")
+    jobs: int = field(1, "cells running at once (dependencies respected; a stacked job counts once)")
+    stack_seeds: bool = field(False, "train an env's Managers (table2) or flat agents (table1) of all due seeds in "
+                                     "one process, parameters stacked on a seed axis (python -m manager train "
+                                     "--seeds): fewer, fuller kernel launches on a GPU; each seed keeps its own "
+                                     "run folder, manifest and final.json (docs/tables.md)")
     runs_dir: str = field("runs", "root of the run folders; the tables are written here too")
     data_dir: str = field("", "folder searched first for datasets (passed to every cell)")
     engine: str = field("local", "local: processes on this machine | submitit: one submitit job per cell "
@@ -87,12 +92,21 @@ def command_environment(cfg: TablesConfig) -> dict[str, str]:
     return env
 
 
-def print_dry_run(cells: list[Cell], cfg: TablesConfig) -> None:
+def print_dry_run(cells: list[Cell], cfg: TablesConfig, options: GridOptions) -> None:
+    """Every cell's state and command; a stack group's cells that need a run show their one command."""
+    states = {cell.key: m.cell_state(cell, cfg.stale_after_s) for cell in cells}
+    groups: dict[str, list[Cell]] = {}
     for cell in cells:
-        state = m.cell_state(cell, cfg.stale_after_s)
+        if cell.stack_group is not None and states[cell.key] in m.NEEDS_RUN:
+            groups.setdefault(cell.stack_group, []).append(cell)
+    for cell in cells:
         extra = f"  [{cell.unavailable}]" if cell.unavailable else (
             f"  [after {', '.join(cell.depends_on)}]" if cell.depends_on else "")
-        print(f"{state:12s} {cell.key}{extra}\n             {shlex.join(cell.command)}")
+        group = groups.get(cell.stack_group or "", [])
+        command = stacked_command(group, options) if cell in group and len(group) > 1 else cell.command
+        if cell in group and len(group) > 1:
+            extra += f"  [stacked: seeds {','.join(str(c.seed) for c in group)} in one process]"
+        print(f"{states[cell.key]:12s} {cell.key}{extra}\n             {shlex.join(command)}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,14 +117,14 @@ def main(argv: list[str] | None = None) -> int:
         envs, algos, seeds = resolve_envs(table, cfg.envs), resolve_algos(table, cfg.algos), parse_seeds(cfg.seeds)
         if cfg.jobs < 1:
             raise ValueError(f"--jobs must be at least 1, got {cfg.jobs}")
-        options = GridOptions(cfg.profile, cfg.device, cfg.runs_dir, cfg.data_dir or None)
+        options = GridOptions(cfg.profile, cfg.device, cfg.runs_dir, cfg.data_dir or None, stack_seeds=cfg.stack_seeds)
         cells = expand_grid(table, envs, algos, seeds, options)
         unavailable = sum(1 for c in cells if c.unavailable)
         print(f"[grid] {table.name}: {len(envs)} datasets x {max(len(algos), 1)} column(s) x {len(seeds)} seeds: "
               f"{len(cells)} cells ({unavailable} unavailable); profile {cfg.profile}, device {cfg.device}, "
               f"runs in {cfg.runs_dir}")
         if cfg.dry_run:
-            print_dry_run(cells, cfg)
+            print_dry_run(cells, cfg, options)
             return 0
         grid = None
         if not cfg.aggregate_only:
@@ -124,10 +138,17 @@ def main(argv: list[str] | None = None) -> int:
             shared = {"table": table.name, "profile": cfg.profile, "device": cfg.device, "runs_dir": cfg.runs_dir,
                       "data_dir": cfg.data_dir or None, "jobs": cfg.jobs}
 
-            def make_job(cell: Cell) -> CellJob:
+            def make_job(job_cells: tuple[Cell, ...]) -> CellJob:
+                cell = job_cells[0]
                 config = {**shared, "env": cell.env, "seed": cell.seed, "arm": list(cell.arm), "kind": cell.kind}
-                return CellJob(cell.key, cell.command, str(cell.run_dir), os.getcwd(), env, config, git,
-                               engine.name, cfg.heartbeat_s)
+                if len(job_cells) == 1:
+                    return CellJob(cell.key, cell.command, str(cell.run_dir), os.getcwd(), env, config, git,
+                                   engine.name, cfg.heartbeat_s)
+                del config["seed"]  # each cell's manifest names its cell; the job trains these seeds
+                config["seeds"] = [c.seed for c in job_cells]
+                return CellJob(cell.key, stacked_command(job_cells, options), str(cell.run_dir), os.getcwd(), env,
+                               config, git, engine.name, cfg.heartbeat_s,
+                               stacked=tuple((c.key, str(c.run_dir)) for c in job_cells))
 
             grid = run_grid(cells, engine, cfg.jobs, make_job, stale_after_s=cfg.stale_after_s)
             print(f"[grid] {grid.summary()}")

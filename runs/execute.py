@@ -1,5 +1,6 @@
 """Run one cell's command: output to its log file, manifest.json kept up to date (running with a
-heartbeat, then done or failed), the child stopped cleanly when cancelled or interrupted.
+heartbeat, then done or failed), the child stopped cleanly when cancelled or interrupted. A
+stacked job (one `--seeds` command for several cells) keeps every cell's manifest the same way.
 
 `execute_cell` is what every engine runs, in a thread here (local engine) or in a submitit job on
 another machine, so a cell leaves the same log and manifest wherever it ran.
@@ -42,6 +43,16 @@ class CellJob:
     git: dict[str, Any] = field(default_factory=dict)      # commit and dirty flag of the code
     engine: str = "local"
     heartbeat_s: float = 30.0
+    stacked: tuple[tuple[str, str], ...] = ()  # (key, run_dir) of every cell a stacked command trains, this one first
+
+    @property
+    def cells(self) -> tuple[tuple[str, str], ...]:
+        """(key, run_dir) of the cells this job runs."""
+        if not self.stacked:
+            return ((self.key, self.run_dir),)
+        if self.stacked[0] != (self.key, self.run_dir):
+            raise ValueError(f"a stacked job's first cell must be its own ({self.key}), got {self.stacked[0][0]}")
+        return self.stacked
 
 
 def repo_provenance(repo: Path = REPO_ROOT) -> dict[str, Any]:
@@ -93,9 +104,9 @@ def stop_process(proc: subprocess.Popen, grace_s: float = 15.0) -> None:
             proc.wait()
 
 
-def _wait(proc: subprocess.Popen, manifest: dict[str, Any], manifest_path: Path, heartbeat_s: float,
-          cancel: threading.Event | None) -> int:
-    """Wait for the command, refreshing the manifest's heartbeat; raise CellCancelled when asked."""
+def _wait(proc: subprocess.Popen, heartbeat_s: float, cancel: threading.Event | None, beat) -> int:
+    """Wait for the command, calling `beat()` (the manifests' heartbeat) every heartbeat_s; raise
+    CellCancelled when asked."""
     next_beat = time.time() + heartbeat_s
     while True:
         try:
@@ -105,8 +116,7 @@ def _wait(proc: subprocess.Popen, manifest: dict[str, Any], manifest_path: Path,
         if cancel is not None and cancel.is_set():
             raise CellCancelled("cancelled by the grid")
         if time.time() >= next_beat:
-            manifest.update(heartbeat=utc_now(), heartbeat_unix=time.time())
-            write_manifest(manifest_path, manifest)
+            beat()
             next_beat = time.time() + heartbeat_s
 
 
@@ -135,16 +145,29 @@ def _finish(manifest: dict[str, Any], run_dir: Path, log_path: Path, return_code
 
 
 def execute_cell(job: CellJob, cancel: threading.Event | None = None) -> int:
-    """Run the cell's command to its end; returns its exit code (negative: killed by that signal)."""
-    run_dir = Path(job.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    manifest_path, log_path = run_dir / MANIFEST_NAME, run_dir / LOG_NAME
-    previous = read_manifest(manifest_path) or {}
-    attempt = int(previous.get("attempt", 0) or 0) + 1
+    """Run the cell's command to its end; returns its exit code (negative: killed by that signal).
+    A stacked job's command trains several cells: each keeps its own manifest (status from its own
+    final.json); the output goes to the first cell's log, the others' logs point there."""
+    cells = [(key, Path(run_dir)) for key, run_dir in job.cells]
+    for _, run_dir in cells:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    log_path = cells[0][1] / LOG_NAME
+    attempts = {key: int((read_manifest(run_dir / MANIFEST_NAME) or {}).get("attempt", 0) or 0) + 1
+                for key, run_dir in cells}
     env = {**os.environ, **job.env}
     host = socket.gethostname()
+    manifests: dict[str, dict[str, Any]] = {}
+
+    def write_all() -> None:
+        for key, run_dir in cells:
+            write_manifest(run_dir / MANIFEST_NAME, manifests[key])
+
+    for key, run_dir in cells[1:]:
+        with open(run_dir / LOG_NAME, "a") as pointer:
+            pointer.write(f"\n=== attempt {attempts[key]}, {utc_now()}, {host}, {job.engine}: stacked with "
+                          f"{', '.join(k for k, _ in cells if k != key)}; output in {log_path}\n")
     with open(log_path, "a") as log:
-        log.write(f"\n=== attempt {attempt}, {utc_now()}, {host}, {job.engine}: {shlex.join(job.command)}\n")
+        log.write(f"\n=== attempt {attempts[job.key]}, {utc_now()}, {host}, {job.engine}: {shlex.join(job.command)}\n")
         log.flush()
         start = time.time()
         try:
@@ -152,13 +175,15 @@ def execute_cell(job: CellJob, cancel: threading.Event | None = None) -> int:
                                     stdin=subprocess.DEVNULL)
         except OSError as exc:  # e.g. the interpreter path does not exist on this machine
             log.write(f"error: cannot start the command: {exc}\n")
-            write_manifest(manifest_path, {"cell": job.key, "status": "failed", "attempt": attempt,
-                                           "command": list(job.command), "host": host, "start_time": utc_now(),
-                                           "end_time": utc_now(), "return_code": 127, "log": str(log_path),
-                                           "error": f"error: cannot start the command: {exc}"})
+            for key, _ in cells:
+                manifests[key] = {"cell": key, "status": "failed", "attempt": attempts[key],
+                                  "command": list(job.command), "host": host, "start_time": utc_now(),
+                                  "end_time": utc_now(), "return_code": 127, "log": str(log_path),
+                                  "error": f"error: cannot start the command: {exc}"}
+            write_all()
             return 127
-        manifest: dict[str, Any] = {
-            "cell": job.key, "status": "running", "attempt": attempt, "command": list(job.command),
+        shared: dict[str, Any] = {
+            "status": "running", "command": list(job.command),
             "command_line": shlex.join(job.command), "cwd": job.cwd, "git_commit": job.git.get("commit"),
             "git_dirty": job.git.get("dirty"), "config": job.config, "engine": job.engine,
             "slurm_job_id": os.environ.get("SLURM_JOB_ID"), "host": host, "pid": proc.pid,
@@ -166,17 +191,31 @@ def execute_cell(job: CellJob, cancel: threading.Event | None = None) -> int:
                        "cuda_visible_devices": env.get("CUDA_VISIBLE_DEVICES")},
             "env_overrides": dict(job.env), "start_time": utc_now(), "start_unix": start, "end_time": None,
             "return_code": None, "log": str(log_path), "heartbeat": utc_now(), "heartbeat_unix": start}
-        write_manifest(manifest_path, manifest)
+        for key, _ in cells:
+            manifests[key] = {"cell": key, "attempt": attempts[key], **shared, "device": dict(shared["device"])}
+            if len(cells) > 1:
+                manifests[key]["stacked_with"] = [k for k, _ in cells if k != key]
+        write_all()
+
+        def beat() -> None:
+            for manifest in manifests.values():
+                manifest.update(heartbeat=utc_now(), heartbeat_unix=time.time())
+            write_all()
+
         try:
-            return_code = _wait(proc, manifest, manifest_path, job.heartbeat_s, cancel)
+            return_code = _wait(proc, job.heartbeat_s, cancel, beat)
         except BaseException as exc:  # cancelled, Ctrl-C, SystemExit: stop the child, record it, re-raise
             stop_process(proc)
             log.write(f"\n=== stopped: {type(exc).__name__} {exc}\n")
             log.flush()
-            write_manifest(manifest_path, _finish(manifest, run_dir, log_path, proc.returncode,
-                                                  f"interrupted ({type(exc).__name__}: {exc})"))
+            for key, run_dir in cells:
+                _finish(manifests[key], run_dir, log_path, proc.returncode,
+                        f"interrupted ({type(exc).__name__}: {exc})")
+            write_all()
             if isinstance(exc, CellCancelled):
                 return proc.returncode if proc.returncode is not None else -1
             raise
-    write_manifest(manifest_path, _finish(manifest, run_dir, log_path, return_code, None))
+    for key, run_dir in cells:
+        _finish(manifests[key], run_dir, log_path, return_code, None)
+    write_all()
     return return_code

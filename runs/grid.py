@@ -3,11 +3,14 @@
 A cell's command is the one `make manager` / `make flat` / `make worker` runs for it (plus the
 grid's --runs-dir / --data-dir), so a cell can always be re-run by hand. Table 2 adds one Manager
 cell per (env, seed), shared by every worker of that env and seed and run before them. Cells whose
-task or worker does not exist yet carry the reason (`unavailable`) and are never run.
+task or worker does not exist yet carry the reason (`unavailable`) and are never run. With
+`stack_seeds`, an env's Manager (or flat-agent) cells form a stack group: those due together run as
+one `--seeds` process (still one run folder, manifest and final.json per cell).
 """
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +32,7 @@ class GridOptions:
     runs_dir: str = "runs"
     data_dir: str | None = None
     python: str = sys.executable
+    stack_seeds: bool = False  # an env's Manager (or flat) cells of all seeds in one process: --seeds
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,7 @@ class Cell:
     command: tuple[str, ...]
     depends_on: tuple[str, ...] = ()  # keys of the cells that must finish first
     unavailable: str | None = None    # why this cell cannot run today (None: it can)
+    stack_group: str | None = None    # cells of one group that are due together run as one stacked process
 
     @property
     def key(self) -> str:
@@ -60,11 +65,20 @@ class Cell:
 
 
 # --- the commands (the Makefile's manager / flat / worker targets) -----------------------------------
-def trainer_command(mode: str, env: str, seed: int, opt: GridOptions) -> tuple[str, ...]:
-    """`make manager` (mode=manager) or `make flat MODE=...`: python -m manager train ..."""
-    return (opt.python, "-m", "manager", "train", "--mode", mode, "--env", env, "--seed", str(seed),
+def trainer_command(mode: str, env: str, seed: int | Sequence[int], opt: GridOptions) -> tuple[str, ...]:
+    """`make manager` (mode=manager) or `make flat MODE=...`: python -m manager train ...; several
+    seeds: `make manager SEEDS=...`, one process with their parameters stacked (--seeds)."""
+    seed_args = ("--seed", str(seed)) if isinstance(seed, int) else ("--seeds", ",".join(map(str, seed)))
+    return (opt.python, "-m", "manager", "train", "--mode", mode, "--env", env, *seed_args,
             "--profile", opt.profile, "--device", opt.device, "--runs-dir", opt.runs_dir,
             *(("--data-dir", opt.data_dir) if opt.data_dir else ()))
+
+
+def stacked_command(cells: Sequence[Cell], opt: GridOptions) -> tuple[str, ...]:
+    """The one command that trains a stack group's cells (one env and mode, several seeds)."""
+    if len({cell.stack_group for cell in cells}) != 1 or cells[0].stack_group is None:
+        raise ValueError(f"cells {[c.key for c in cells]} are not one stack group")
+    return trainer_command(cells[0].arm[0], cells[0].env, [cell.seed for cell in cells], opt)
 
 
 def worker_command(algo: str, intent: str, env: str, seed: int, opt: GridOptions) -> tuple[str, ...]:
@@ -123,6 +137,9 @@ def expand_grid(table: TableSpec, envs: tuple[str, ...], algos: tuple[str, ...],
     def run_dir(env: str, arm: tuple[str, ...], seed: int) -> Path:
         return RunDir(opt.runs_dir, env, list(arm), seed).path
 
+    def stack_group(env: str, mode: str) -> str | None:
+        return f"{env}/{mode}" if opt.stack_seeds else None
+
     managers: list[Cell] = []
     others: list[Cell] = []
     for env in envs:
@@ -131,12 +148,14 @@ def expand_grid(table: TableSpec, envs: tuple[str, ...], algos: tuple[str, ...],
             if not table.takes_algos:
                 for mode in ("td_mpc", "iql_td_mpc"):
                     others.append(Cell(env, seed, (mode,), "flat", run_dir(env, (mode,), seed),
-                                       trainer_command(mode, env, seed, opt), unavailable=env_reason))
+                                       trainer_command(mode, env, seed, opt), unavailable=env_reason,
+                                       stack_group=stack_group(env, mode)))
                 continue
             manager_key = None
             if table.needs_manager:
                 manager = Cell(env, seed, ("manager",), "manager", run_dir(env, ("manager",), seed),
-                               trainer_command("manager", env, seed, opt), unavailable=env_reason)
+                               trainer_command("manager", env, seed, opt), unavailable=env_reason,
+                               stack_group=stack_group(env, "manager"))
                 managers.append(manager)
                 manager_key = manager.key
             for algo in algos:

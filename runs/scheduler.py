@@ -1,12 +1,15 @@
 """Run a grid: skip finished cells, re-run failed and interrupted ones, start a cell only when the
 cells it depends on are done, keep at most JOBS cells running, wait for cells another grid
 process is running or has claimed (runs.claims), and block (never run) the dependents of a failed
-or unavailable cell.
+or unavailable cell. Cells of one stack group (an env's Managers or flat agents, with
+--stack-seeds) that are due at the same time start as one job: `make_job` gets the tuple of cells
+one job runs (one cell, or a stack group's), and a job counts once towards JOBS.
 """
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 from runs import manifest as m
@@ -41,7 +44,7 @@ class GridRun:
         return ", ".join(parts) or "no cells"
 
 
-def run_grid(cells: list[Cell], engine: Engine, jobs: int, make_job: Callable[[Cell], CellJob],
+def run_grid(cells: list[Cell], engine: Engine, jobs: int, make_job: Callable[[tuple[Cell, ...]], CellJob],
              poll_s: float = 0.5, echo: Callable[[str], None] = print,
              stale_after_s: float = m.STALE_AFTER_S) -> GridRun:
     if jobs < 1:
@@ -71,7 +74,7 @@ def run_grid(cells: list[Cell], engine: Engine, jobs: int, make_job: Callable[[C
             if state in (m.INTERRUPTED, m.FAILED):
                 echo(f"[grid] {cell.key} was {state}: running it again (it resumes from its checkpoint)")
 
-    running: dict[str, tuple[Cell, Handle, float]] = {}
+    running: dict[str, tuple[Cell, Handle, float]] = {}  # the cells of a stacked job share its handle
 
     def settle(cell: Cell, return_code: int | None) -> None:
         claims.release(cell.key)
@@ -81,8 +84,32 @@ def run_grid(cells: list[Cell], engine: Engine, jobs: int, make_job: Callable[[C
         if return_code is not None:
             result.return_codes[cell.key] = return_code
         if not ok:
-            echo(f"[grid] FAILED {cell.key} (exit {return_code}): {log_tail_error(cell.log_path)}; "
-                 f"log {cell.log_path}")
+            log_path = Path((m.read_manifest(cell.manifest_path) or {}).get("log") or cell.log_path)
+            echo(f"[grid] FAILED {cell.key} (exit {return_code}): {log_tail_error(log_path)}; log {log_path}")
+
+    def ready(cell: Cell) -> bool:
+        return all(settled.get(d) == m.DONE for d in cell.depends_on)
+
+    def take(cell: Cell) -> bool:
+        """Claim a due cell for this process; False (and the cell settled or waited for) when
+        another grid has finished it or is running it."""
+        queue.remove(cell)
+        # another grid (e.g. table3 sharing the baselines of table2) may have taken it
+        claimed = claims.acquire(cell.key, cell.run_dir)
+        state = m.cell_state(cell, stale_after_s)
+        if state == m.DONE:
+            claims.release(cell.key)
+            settled[cell.key], result.outcomes[cell.key] = m.DONE, SKIPPED
+            return False
+        if not claimed or state == m.RUNNING:
+            claims.release(cell.key)
+            elsewhere[cell.key] = cell
+            echo(f"[grid] {cell.key} is running in another process; waiting for it")
+            return False
+        return True
+
+    def jobs_running() -> int:
+        return len({id(handle) for _, handle, _ in running.values()})
 
     try:
         while queue or running or elsewhere:
@@ -98,6 +125,8 @@ def run_grid(cells: list[Cell], engine: Engine, jobs: int, make_job: Callable[[C
                     if settled[key] == m.DONE:
                         echo(f"[grid] done {key} ({time.time() - started:.0f} s)")
             for cell in list(queue):
+                if cell not in queue:  # started just now with its stack group
+                    continue
                 deps = [settled.get(d) for d in cell.depends_on]
                 lost = [d for d in cell.depends_on if d not in by_key]
                 bad = [d for d, s in zip(cell.depends_on, deps) if s in (FAILED, BLOCKED, UNAVAILABLE)]
@@ -107,28 +136,24 @@ def run_grid(cells: list[Cell], engine: Engine, jobs: int, make_job: Callable[[C
                     result.reasons[cell.key] = "needs " + ", ".join(
                         f"{d} ({settled.get(d, 'not in this grid')})" for d in bad + lost)
                     echo(f"[grid] blocked {cell.key}: {result.reasons[cell.key]}")
-                elif all(s == m.DONE for s in deps) and len(running) < jobs:
-                    queue.remove(cell)
-                    # another grid (e.g. table3 sharing the baselines of table2) may have taken it
-                    claimed = claims.acquire(cell.key, cell.run_dir)
-                    state = m.cell_state(cell, stale_after_s)
-                    if state == m.DONE:
-                        claims.release(cell.key)
-                        settled[cell.key], result.outcomes[cell.key] = m.DONE, SKIPPED
+                elif ready(cell) and jobs_running() < jobs:
+                    # a stack group's due cells go together (one --seeds process), each claimed alone
+                    group = [cell] + [c for c in queue if c is not cell and cell.stack_group is not None
+                                      and c.stack_group == cell.stack_group and ready(c)]
+                    group = [c for c in group if take(c)]
+                    if not group:
                         continue
-                    if not claimed or state == m.RUNNING:
-                        claims.release(cell.key)
-                        elsewhere[cell.key] = cell
-                        echo(f"[grid] {cell.key} is running in another process; waiting for it")
-                        continue
-                    running[cell.key] = (cell, engine.start(make_job(cell)), time.time())
-                    echo(f"[grid] start {cell.key} ({len(running)} running, {len(queue)} queued)")
+                    handle, started = engine.start(make_job(tuple(group))), time.time()
+                    for member in group:
+                        running[member.key] = (member, handle, started)
+                    stacked = f" stacked with {', '.join(c.key for c in group[1:])}" if len(group) > 1 else ""
+                    echo(f"[grid] start {cell.key}{stacked} ({jobs_running()} running, {len(queue)} queued)")
             if queue or running or elsewhere:
                 time.sleep(poll_s)
     except KeyboardInterrupt:
         echo(f"[grid] interrupted: stopping {len(running)} running cell(s); re-run the same command to resume")
         for _, handle, _ in running.values():
-            handle.cancel()
+            handle.cancel()  # (a stacked job's handle once per cell: cancelling is idempotent)
         deadline = time.time() + 60
         while any(h.poll() is None for _, h, _ in running.values()) and time.time() < deadline:
             time.sleep(0.2)

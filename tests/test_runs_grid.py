@@ -38,18 +38,22 @@ ROOT = Path(__file__).resolve().parents[1]
 UMAZE = "maze2d-umaze-v1"
 
 # A stand-in for a cell's command: logs its start and end to an events file, sleeps, then either
-# fails with an `error:` line or writes final.json (argv: run_dir score sleep_s exit_code events).
+# fails with an `error:` line or writes final.json (argv: run_dirs score sleep_s exit_code events;
+# run_dirs: one, or a stacked job's comma-separated).
 FAKE_CELL = r"""
 import json, pathlib, sys, time
-run_dir, score, sleep_s, code, events = pathlib.Path(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
-with open(events, "a") as f: f.write(f"start {run_dir} {time.time()}\n")
-print("fake cell running", run_dir, flush=True)
+run_dirs, score, sleep_s, code, events = [pathlib.Path(p) for p in sys.argv[1].split(",")], float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+t = time.time()
+with open(events, "a") as f: f.writelines(f"start {run_dir} {t}\n" for run_dir in run_dirs)
+print("fake cell running", *run_dirs, flush=True)
 time.sleep(sleep_s)
 if code:
     print("error: fake failure", file=sys.stderr)
     sys.exit(code)
-(run_dir / "final.json").write_text(json.dumps({"normalized_score": score, "device": "cpu", "profile": "smoke", "steps": 10}))
-with open(events, "a") as f: f.write(f"end {run_dir} {time.time()}\n")
+for run_dir in run_dirs:
+    (run_dir / "final.json").write_text(json.dumps({"normalized_score": score, "device": "cpu", "profile": "smoke", "steps": 10}))
+t = time.time()
+with open(events, "a") as f: f.writelines(f"end {run_dir} {t}\n" for run_dir in run_dirs)
 """
 
 
@@ -58,9 +62,15 @@ def fake(cell, events: Path, score: float = 1.0, sleep_s: float = 0.0, code: int
                                               str(sleep_s), str(code), str(events)))
 
 
-def job_for(cell) -> CellJob:
-    return CellJob(cell.key, cell.command, str(cell.run_dir), str(ROOT), {}, {"device": "cpu"},
-                   {"commit": "abcdef1234567", "dirty": False}, "local", heartbeat_s=0.2)
+def job_for(cells) -> CellJob:
+    """The job of one cell or of a stack group (the first cell's fake command over all run folders)."""
+    cells = cells if isinstance(cells, tuple) else (cells,)
+    first = cells[0]
+    command = list(first.command)
+    command[3] = ",".join(str(c.run_dir) for c in cells)
+    stacked = tuple((c.key, str(c.run_dir)) for c in cells) if len(cells) > 1 else ()
+    return CellJob(first.key, tuple(command), str(first.run_dir), str(ROOT), {}, {"device": "cpu"},
+                   {"commit": "abcdef1234567", "dirty": False}, "local", heartbeat_s=0.2, stacked=stacked)
 
 
 def read_events(path: Path) -> dict[tuple[str, str], float]:
@@ -71,8 +81,8 @@ def read_events(path: Path) -> dict[tuple[str, str], float]:
     return out
 
 
-def umaze_grid(tmp_path: Path, seeds=(0, 1)):
-    opt = GridOptions(profile="smoke", device="cpu", runs_dir=str(tmp_path / "runs"))
+def umaze_grid(tmp_path: Path, seeds=(0, 1), stack_seeds: bool = False):
+    opt = GridOptions(profile="smoke", device="cpu", runs_dir=str(tmp_path / "runs"), stack_seeds=stack_seeds)
     return {c.key: c for c in expand_grid(get_table("table2"), (UMAZE,), ("bc",), seeds, opt)}
 
 
@@ -296,6 +306,53 @@ def test_scheduler_waits_for_a_cell_running_elsewhere_and_cancel_stops_a_cell(tm
     assert not m.process_alive(pid)
 
 
+def test_stack_groups_start_as_one_job_and_keep_a_manifest_per_cell(tmp_path):
+    events = tmp_path / "events.txt"
+    cells = umaze_grid(tmp_path, seeds=(0, 1, 2), stack_seeds=True)
+    key = {name: f"{UMAZE}/{name}" for name in ("manager/seed0", "manager/seed1", "manager/seed2")}
+    assert {c.stack_group for c in cells.values()} == {f"{UMAZE}/manager", None}  # Managers only, not workers
+    grid = {k: fake(c, events, sleep_s=0.5) for k, c in cells.items()}
+    done_before = grid[key["manager/seed2"]]
+    done_before.run_dir.mkdir(parents=True)
+    done_before.final_path.write_text("{}")
+    lines: list[str] = []
+    result = run_grid(list(grid.values()), LocalEngine(), 1, job_for, poll_s=0.05, echo=lines.append)
+
+    assert result.count(SKIPPED) == 1 and result.count(DONE) == len(grid) - 1 and not result.failed
+    ran = read_events(events)
+    first, second = (grid[key[f"manager/seed{s}"]] for s in (0, 1))
+    # seeds 0 and 1 together (JOBS=1: a stacked job counts once), seed 2 (done) not again
+    assert ran[("start", first.key)] == ran[("start", second.key)]
+    assert ("start", key["manager/seed2"]) not in ran
+    assert any(f"start {first.key} stacked with {second.key}" in line for line in lines)
+    one, two = (m.read_manifest(c.manifest_path) for c in (first, second))
+    assert (one["cell"], one["stacked_with"], two["cell"], two["stacked_with"]) == (
+        first.key, [second.key], second.key, [first.key])
+    assert one["pid"] == two["pid"] and one["status"] == two["status"] == "done"
+    assert one["command"][3] == f"{first.run_dir},{second.run_dir}" and two["log"] == str(first.log_path)
+    assert "fake cell running" in first.log_path.read_text()
+    assert f"output in {first.log_path}" in second.log_path.read_text()
+    for worker in ("bc/manager/seed0", "bc/manager/seed1"):  # after their Managers, one cell per job
+        assert ran[("start", f"{UMAZE}/{worker}")] >= ran[("end", first.key)]
+    workers = sorted(ran[("start", k)] for (what, k) in ran if what == "start" and "/bc/" in k)
+    assert all(b > a for a, b in zip(workers, workers[1:]))  # JOBS=1: one at a time
+
+    # a failed stacked job fails each of its cells (error read from the shared log) and blocks their workers
+    broken = umaze_grid(tmp_path / "broken", seeds=(0, 1), stack_seeds=True)
+    broken = [fake(c, events, code=3) if c.kind == "manager" else fake(c, events) for c in broken.values()]
+    lines.clear()
+    failed = run_grid(broken, LocalEngine(), 2, job_for, poll_s=0.05, echo=lines.append)
+    managers = [c for c in broken if c.kind == "manager"]
+    assert sorted(failed.failed) == sorted(c.key for c in managers) and failed.count(BLOCKED) == 2
+    assert all(failed.return_codes[c.key] == 3 for c in managers)
+    assert all(m.read_manifest(c.manifest_path)["error"] == "error: fake failure" for c in managers)
+    assert sum("FAILED" in line and "error: fake failure" in line for line in lines) == 2
+    # the next attempt runs them as one job again; each cell counts its own attempts
+    repaired = [fake(c, events) for c in broken]
+    again = run_grid(repaired, LocalEngine(), 2, job_for, poll_s=0.05, echo=lines.append)
+    assert not again.failed and all(m.read_manifest(c.manifest_path)["attempt"] == 2 for c in managers)
+
+
 def test_two_grids_over_one_runs_folder_run_each_cell_once(tmp_path):
     events = tmp_path / "events.txt"
     grid = [fake(c, events, sleep_s=0.3) for c in umaze_grid(tmp_path).values()]
@@ -479,6 +536,27 @@ def test_smoke_grid_end_to_end_through_the_entry_points(tmp_path, data_dir, caps
     assert runs_main(argv) == 0  # everything is done: nothing runs again
     assert "6 done before" in capsys.readouterr().out
     assert json.loads((runs / UMAZE / "manager" / "seed0" / "manifest.json").read_text())["attempt"] == 1
+
+
+def test_stacked_table1_smoke_grid_through_the_entry_points(tmp_path, data_dir, capsys):
+    runs = tmp_path / "runs"
+    argv = ["table1", "--envs", UMAZE, "--seeds", "0,1", "--profile", "smoke", "--device", "cpu", "--stack-seeds",
+            "--runs-dir", str(runs), "--data-dir", str(data_dir)]
+    assert runs_main(argv) == 0
+    out = capsys.readouterr().out
+    assert "4 done" in out and out.count("stacked with") == 2  # one process per flat mode
+    for mode in ("td_mpc", "iql_td_mpc"):
+        first, second = (runs / UMAZE / mode / f"seed{seed}" for seed in (0, 1))
+        one, two = (json.loads((p / "manifest.json").read_text()) for p in (first, second))
+        assert one["pid"] == two["pid"] and one["status"] == two["status"] == "done"
+        assert "--seeds 0,1" in one["command_line"] and one["config"]["seeds"] == [0, 1]
+        assert two["run_config"]["train"]["seed"] == 1 and two["log"] == str(first / "cell.log")
+        finals = [json.loads((p / "final.json").read_text()) for p in (first, second)]
+        assert [(f["seed"], f["mode"]) for f in finals] == [(0, mode), (1, mode)]
+        assert all(math.isfinite(f["normalized_score"]) for f in finals)
+    row = next(r for r in csv.DictReader((runs / "table1.csv").open()) if r["env"] == UMAZE)
+    assert (row["baseline_n"], row["ours_n"]) == ("2", "2")
+    assert runs_main(argv) == 0 and "4 done before" in capsys.readouterr().out
 
 
 def test_submitit_local_executor_runs_a_cell(tmp_path):
