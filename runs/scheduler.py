@@ -147,7 +147,7 @@ def run_grid(cells: list[Cell], engine: Engine, jobs: int, make_job: Callable[[t
                     for member in group:
                         running[member.key] = (member, handle, started)
                     stacked = f" stacked with {', '.join(c.key for c in group[1:])}" if len(group) > 1 else ""
-                    echo(f"[grid] start {cell.key}{stacked} ({jobs_running()} running, {len(queue)} queued)")
+                    echo(f"[grid] start {group[0].key}{stacked} ({jobs_running()} running, {len(queue)} queued)")
             if queue or running or elsewhere:
                 time.sleep(poll_s)
     except KeyboardInterrupt:
