@@ -27,7 +27,7 @@ from runs.aggregate import GAIN, LOSS, NO_CHANGE, NOT_TESTED, aggregate, learnin
 from runs.claims import CellClaims, claimed_elsewhere
 from runs.engines import LocalEngine
 from runs.execute import CellJob
-from runs.grid import GridOptions, expand_grid, parse_seeds, resolve_algos, resolve_envs
+from runs.grid import GridOptions, expand_grid, parse_seeds, resolve_algos, resolve_envs, stacked_command
 from runs.paper import published, published_numbers
 from runs.plots import write_plot
 from runs.report import profile_warning, write_reports
@@ -153,6 +153,11 @@ def test_cell_commands_are_the_makefile_commands():
     # SEEDS= on the command line: the Manager's seeds in one process (manager train --seeds)
     stacked = make_n("manager", "SEEDS=0-2")
     assert stacked[stacked.index("--seeds") + 1] == "0-2" and "--seed" not in stacked
+    # a stack group's one command is `make manager SEEDS=...`'s; STACK_SEEDS=1 asks the grid for it
+    group = [c for c in expand_grid(get_table("table2"), (UMAZE,), ("bc",), (0, 1, 2),
+                                    dataclasses.replace(opt, stack_seeds=True)) if c.kind == "manager"]
+    assert make_n("manager", "SEEDS=0,1,2") == stacked_command(group, opt)[:-2]
+    assert "--stack-seeds" in make_n("table1", "STACK_SEEDS=1") and "--stack-seeds" not in make_n("table1")
 
 
 def test_unknown_names_are_clear_errors(capsys):
