@@ -21,7 +21,7 @@ from common.checkpoint import CheckpointError
 from common.cli import add_config_arguments, config_from_args, parse_seeds
 from common.run_dir import RunAlreadyComplete
 from manager.config import MODES, AgentConfig
-from manager.trainer import TrainConfig, Trainer, TrainingDiverged, resolve, train_stacked
+from manager.trainer import SeedsDiverged, TrainConfig, Trainer, TrainingDiverged, resolve, train_stacked
 from tasks import DatasetError, UnknownTaskError
 
 
@@ -52,6 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def print_results(results: list[dict | None]) -> None:
+    """key=value lines of each finished run's final.json (runs stopped early have none)."""
+    for result in results:
+        if result is not None:
+            for key, value in result.items():
+                print(f"{key}={value}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -66,11 +74,12 @@ def main(argv: list[str] | None = None) -> int:
             results = train_stacked(run, parse_seeds(train_cfg.seeds))
         else:
             results = [Trainer(run).train()]
-        for result in results:
-            if result is not None:
-                for key, value in result.items():
-                    print(f"{key}={value}")
+        print_results(results)
         return 0
+    except SeedsDiverged as exc:  # the seeds that did not diverge finished: report them, then the error
+        print_results(exc.results)
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except (UnknownTaskError, DatasetError, CheckpointError, RunAlreadyComplete, TrainingDiverged, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -227,6 +227,36 @@ def test_stacked_run_resumes_bit_for_bit_and_levels_seeds_at_other_steps(data_di
     assert all(torch.equal(done["agent"]["model"][k], again["agent"]["model"][k]) for k in done["agent"]["model"])
 
 
+def test_a_diverging_seed_stops_alone_and_the_others_go_on(data_dir, tmp_path, capsys, monkeypatch):
+    original = StackedAgents.update
+
+    def update_with_nan_in_seed_1(self, batches):
+        metrics = original(self, batches)
+        if len(self) == 3 and self.step == 130:
+            metrics["critic"] = metrics["critic"].clone()
+            metrics["critic"][1] = float("nan")
+        return metrics
+
+    monkeypatch.setattr(StackedAgents, "update", update_with_nan_in_seed_1)
+    assert manager_main(train_args(data_dir, tmp_path / "stacked", "manager", "--seeds", "0-2")) == 2
+    out, err = capsys.readouterr()
+    assert "seed 1: training diverged: loss critic became non-finite" in err and "at step 130" in err
+    assert "seeds [1] diverged (their last good checkpoints are kept); seeds 0,2 go on" in err
+    assert "seed=0" in out and "seed=2" in out and "seed=1" not in out  # the others' results, reported
+    runs = tmp_path / "stacked" / ENV / "manager"
+    assert load_checkpoint(runs / "seed1" / "checkpoint.pt")["agent"]["step"] == 100 and not (runs / "seed1" / "final.json").exists()
+    monkeypatch.setattr(StackedAgents, "update", original)
+    assert manager_main(train_args(data_dir, tmp_path / "alone", "manager", "--seed", "2")) == 0
+    for seed in (0, 2):
+        assert json.loads((runs / f"seed{seed}" / "final.json").read_text())["steps"] == 200
+    for a, b in zip(metric_rows(runs / "seed2"), metric_rows(tmp_path / "alone" / ENV / "manager" / "seed2"), strict=True):
+        for key in b:  # stacked with 3, then with 2 seeds: still the numbers of training alone
+            assert a[key] == pytest.approx(b[key], rel=1e-3, abs=1e-4), (int(b["step"]), key)
+    # the run again: seed 1 resumes from its last good checkpoint (and no longer diverges)
+    assert manager_main(train_args(data_dir, tmp_path / "stacked", "manager", "--seeds", "0-2")) == 0
+    assert json.loads((runs / "seed1" / "final.json").read_text())["steps"] == 200
+
+
 def test_compile_flag_with_seeds_compiles_the_stacked_update(data_dir, tmp_path, monkeypatch):
     calls = []
     original = StackedAgents.compile
