@@ -19,6 +19,7 @@ import argparse
 import os
 import shlex
 import sys
+from collections import Counter
 from dataclasses import dataclass
 
 from common.cli import add_config_arguments, config_from_args
@@ -92,6 +93,9 @@ def command_environment(cfg: TablesConfig) -> dict[str, str]:
     return env
 
 
+STATE_ORDER = (m.DONE, m.RUNNING, m.INTERRUPTED, m.FAILED, m.MISSING, m.UNAVAILABLE)
+
+
 def print_dry_run(cells: list[Cell], cfg: TablesConfig, options: GridOptions) -> None:
     """Every cell's state and command; a stack group's cells that need a run show their one command."""
     states = {cell.key: m.cell_state(cell, cfg.stale_after_s) for cell in cells}
@@ -107,6 +111,8 @@ def print_dry_run(cells: list[Cell], cfg: TablesConfig, options: GridOptions) ->
         if cell in group and len(group) > 1:
             extra += f"  [stacked: seeds {','.join(str(c.seed) for c in group)} in one process]"
         print(f"{states[cell.key]:12s} {cell.key}{extra}\n             {shlex.join(command)}")
+    counts = Counter(states.values())
+    print(f"[grid] {len(cells)} cells: " + ", ".join(f"{counts[state]} {state}" for state in STATE_ORDER if counts[state]))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -123,7 +123,7 @@ def run_grid(cells: list[Cell], engine: Engine, jobs: int, make_job: Callable[[t
                     del running[key]
                     settle(cell, return_code)
                     if settled[key] == m.DONE:
-                        echo(f"[grid] done {key} ({time.time() - started:.0f} s)")
+                        echo(f"[grid] done {key} ({time.time() - started:.0f} s; {len(settled)}/{len(cells)} cells settled)")
             for cell in list(queue):
                 if cell not in queue:  # started just now with its stack group
                     continue

@@ -187,8 +187,8 @@ def test_dry_run_lists_states_and_commands_and_writes_nothing(tmp_path, capsys):
     runs = tmp_path / "runs"
     assert runs_main(["table1", "--envs", UMAZE, "--seeds", "0", "--runs-dir", str(runs), "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "--mode td_mpc" in out and "--mode iql_td_mpc" in out and out.count("missing") == 2
-    assert not runs.exists()
+    assert "--mode td_mpc" in out and "--mode iql_td_mpc" in out and out.count("missing") == 3
+    assert out.rstrip().endswith("[grid] 2 cells: 2 missing") and not runs.exists()
 
 
 # --- cell state, skip / resume ---------------------------------------------------------------------------
