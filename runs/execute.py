@@ -123,7 +123,8 @@ def _wait(proc: subprocess.Popen, heartbeat_s: float, cancel: threading.Event | 
 def _finish(manifest: dict[str, Any], run_dir: Path, log_path: Path, return_code: int | None,
             note: str | None) -> dict[str, Any]:
     final_path = run_dir / "final.json"
-    done = return_code == 0 and final_path.is_file()
+    # (a cell starts only without final.json, so one there now was written by this attempt)
+    done = final_path.is_file()
     end = time.time()
     manifest.update(status="done" if done else "failed", return_code=return_code, end_time=utc_now(),
                     wall_s=round(end - manifest["start_unix"], 3), heartbeat=utc_now(), heartbeat_unix=end)
@@ -131,6 +132,8 @@ def _finish(manifest: dict[str, Any], run_dir: Path, log_path: Path, return_code
         manifest["note"] = note
     elif return_code == 0 and not done:
         manifest["note"] = "exited 0 without final.json (stopped early by a step or time limit?)"
+    elif return_code != 0 and done:  # e.g. another seed of a stacked job diverged after this one was done
+        manifest["note"] = f"finished (final.json written), then the command exited {return_code}: see the log"
     if done:
         final = json.loads(final_path.read_text())
         manifest["device"]["resolved"] = final.get("device")

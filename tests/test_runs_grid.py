@@ -38,8 +38,9 @@ ROOT = Path(__file__).resolve().parents[1]
 UMAZE = "maze2d-umaze-v1"
 
 # A stand-in for a cell's command: logs its start and end to an events file, sleeps, then either
-# fails with an `error:` line or writes final.json (argv: run_dirs score sleep_s exit_code events;
-# run_dirs: one, or a stacked job's comma-separated).
+# fails with an `error:` line or writes final.json (argv: run_dirs score sleep_s exit_code events
+# [finished_first]; run_dirs: one, or a stacked job's comma-separated; finished_first: how many of
+# them write final.json before the failure).
 FAKE_CELL = r"""
 import json, pathlib, sys, time
 run_dirs, score, sleep_s, code, events = [pathlib.Path(p) for p in sys.argv[1].split(",")], float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
@@ -47,11 +48,12 @@ t = time.time()
 with open(events, "a") as f: f.writelines(f"start {run_dir} {t}\n" for run_dir in run_dirs)
 print("fake cell running", *run_dirs, flush=True)
 time.sleep(sleep_s)
+finished_first = int(sys.argv[6]) if len(sys.argv) > 6 else 0  # run folders that finish before a failure
+for run_dir in run_dirs[:finished_first if code else None]:
+    (run_dir / "final.json").write_text(json.dumps({"normalized_score": score, "device": "cpu", "profile": "smoke", "steps": 10}))
 if code:
     print("error: fake failure", file=sys.stderr)
     sys.exit(code)
-for run_dir in run_dirs:
-    (run_dir / "final.json").write_text(json.dumps({"normalized_score": score, "device": "cpu", "profile": "smoke", "steps": 10}))
 t = time.time()
 with open(events, "a") as f: f.writelines(f"end {run_dir} {t}\n" for run_dir in run_dirs)
 """
@@ -352,10 +354,20 @@ def test_stack_groups_start_as_one_job_and_keep_a_manifest_per_cell(tmp_path):
     assert all(failed.return_codes[c.key] == 3 for c in managers)
     assert all(m.read_manifest(c.manifest_path)["error"] == "error: fake failure" for c in managers)
     assert sum("FAILED" in line and "error: fake failure" in line for line in lines) == 2
-    # the next attempt runs them as one job again; each cell counts its own attempts
-    repaired = [fake(c, events) for c in broken]
-    again = run_grid(repaired, LocalEngine(), 2, job_for, poll_s=0.05, echo=lines.append)
-    assert not again.failed and all(m.read_manifest(c.manifest_path)["attempt"] == 2 for c in managers)
+    # the next attempt runs them as one job again; each cell counts its own attempts. There the first
+    # seed finishes and the second fails (as when its loss diverges): one cell done, one failed
+    partly = [dataclasses.replace(c, command=(*fake(c, events, code=2).command, "1")) if c.kind == "manager"
+              else fake(c, events) for c in broken]
+    again = run_grid(partly, LocalEngine(), 2, job_for, poll_s=0.05, echo=lines.append)
+    assert again.failed == [managers[1].key] and again.outcomes[managers[0].key] == DONE
+    first_manifest, second_manifest = (m.read_manifest(c.manifest_path) for c in managers)
+    assert (first_manifest["status"], first_manifest["attempt"], first_manifest["return_code"]) == ("done", 2, 2)
+    assert "then the command exited 2" in first_manifest["note"] and second_manifest["status"] == "failed"
+    repaired = [fake(c, events) for c in broken]  # the third attempt runs the one left, alone
+    third = run_grid(repaired, LocalEngine(), 2, job_for, poll_s=0.05, echo=lines.append)
+    assert not third.failed and third.outcomes[managers[0].key] == SKIPPED
+    assert m.read_manifest(managers[1].manifest_path)["attempt"] == 3
+    assert "stacked_with" not in m.read_manifest(managers[1].manifest_path)
 
 
 def test_two_grids_over_one_runs_folder_run_each_cell_once(tmp_path):
