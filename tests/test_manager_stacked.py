@@ -207,9 +207,15 @@ def test_stacked_run_resumes_bit_for_bit_and_levels_seeds_at_other_steps(data_di
     mixed = TrainConfig(mode="manager", env=ENV, profile="smoke", steps=200, runs_dir=str(tmp_path / "mixed"),
                         data_dir=str(data_dir), log_every=50, checkpoint_every=100, progress=False)
     alone_rows = metric_rows(tmp_path / "mixed" / ENV / "manager" / "seed0")
+    # a chunk limit that ends the call before the seeds are level: seed 1 stops at its checkpoint
+    assert train_stacked(resolve(dataclasses.replace(mixed, chunk_steps=50)), [0, 1]) == [None, None]
+    assert "seed 1 resumes at step 0, behind step 100: training it alone" in capsys.readouterr().err
+    steps = [load_checkpoint(tmp_path / "mixed" / ENV / "manager" / f"seed{s}" / "checkpoint.pt")["agent"]["step"]
+             for s in (0, 1)]
+    assert steps == [100, 50]
     results = train_stacked(resolve(mixed), [0, 1])
     assert [(r["seed"], r["steps"]) for r in results] == [(0, 200), (1, 200)]
-    assert "seed 1 resumes at step 0, behind step 100: training it alone" in capsys.readouterr().err
+    assert "seed 1 resumes at step 50, behind step 100: training it alone" in capsys.readouterr().err
     for seed in (0, 1):  # the same numbers as the lockstep run, up to float rounding
         got, want = (metric_rows(tmp_path / x / ENV / "manager" / f"seed{seed}") for x in ("mixed", "whole"))
         assert [row["step"] for row in got] == [row["step"] for row in want] == [50, 100, 150, 200]
