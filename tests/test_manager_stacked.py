@@ -263,6 +263,26 @@ def test_a_diverging_seed_stops_alone_and_the_others_go_on(data_dir, tmp_path, c
     assert json.loads((runs / "seed1" / "final.json").read_text())["steps"] == 200
 
 
+def test_a_seed_diverging_while_catching_up_leaves_the_others_to_go_on(data_dir, tmp_path, capsys, monkeypatch):
+    assert manager_main(train_args(data_dir, tmp_path, "manager", "--seed", "0", "--chunk-steps", "100")) == 0
+    original = Agent.update
+
+    def update_with_nan_at_step_30(self, batch):  # only seed 1, catching up alone, updates through Agent.update
+        metrics = original(self, batch)
+        if self.step == 30:
+            metrics["critic"] = torch.tensor(float("nan"))
+        return metrics
+
+    monkeypatch.setattr(Agent, "update", update_with_nan_at_step_30)
+    assert manager_main(train_args(data_dir, tmp_path, "manager", "--seeds", "0,1")) == 2
+    out, err = capsys.readouterr()
+    assert "seed 1: training diverged: loss critic became non-finite" in err and "at step 30" in err
+    assert "seed=0" in out and "steps=200" in out and "seed=1" not in out
+    runs = tmp_path / ENV / "manager"
+    assert (runs / "seed0" / "final.json").is_file() and not (runs / "seed1" / "final.json").exists()
+    assert not (runs / "seed1" / "checkpoint.pt").exists()  # no good checkpoint before step 30
+
+
 def test_compile_flag_with_seeds_compiles_the_stacked_update(data_dir, tmp_path, monkeypatch):
     calls = []
     original = StackedAgents.compile
