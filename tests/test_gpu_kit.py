@@ -7,6 +7,7 @@ lands in .gpu_runs/ and that the returned parts rebuild it.
 from __future__ import annotations
 
 import io
+import json
 import os
 import subprocess
 import sys
@@ -19,14 +20,14 @@ ROOT = Path(__file__).resolve().parents[1]
 STAGE = ROOT / "benchmarks" / "gpu" / "stage.sh"
 
 
-def run_stage(args, cwd: Path, out: Path, data_dir: Path) -> subprocess.CompletedProcess:
+def run_stage(args, cwd: Path, out: Path, data_dir: Path, **env_vars: str) -> subprocess.CompletedProcess:
     bin_dir = cwd / "bin"
     bin_dir.mkdir(exist_ok=True)
     python3 = bin_dir / "python3"  # the kit calls python3, as on the GPU image: this interpreter here
     python3.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
     python3.chmod(0o755)
     env = dict(os.environ, OUT=str(out), DEVICE="cpu", D4RL_DATASET_DIR=str(data_dir),
-               PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", PYTHONPATH=str(ROOT))
+               PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", PYTHONPATH=str(ROOT), **env_vars)
     return subprocess.run(["bash", str(STAGE), *args], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=300)
 
@@ -55,6 +56,27 @@ def test_train_stage_runs_a_manager_chunk(data_dir, tmp_path):
                         "--profile", "smoke", "--steps", "50"], work, out, data_dir)
     assert result.returncode == 0, result.stdout + result.stderr
     assert (work / ".gpu_runs" / "maze2d-umaze-v1" / "manager" / "seed0" / "manager.pt").exists()
+
+
+def test_train_stage_runs_a_grid_across_calls(data_dir, tmp_path):
+    """A grid cut by the call's time limit stops its cells cleanly; the same call again resumes it."""
+    work, out = tmp_path / "work", tmp_path / "out"
+    work.mkdir(), out.mkdir()
+    grid = ["train", "python3", "-m", "runs", "table1", "--envs", "maze2d-umaze-v1", "--seeds", "0,1",
+            "--profile", "smoke", "--stack-seeds"]
+    # the first stacked job (two seeds of td_mpc: training, then MPC scoring) takes longer than 10 s
+    cut = run_stage(grid, work, out, data_dir, GRID_TIME_LIMIT_S="10")
+    assert cut.returncode == 124, cut.stdout + cut.stderr  # timeout's status: stopped by the time limit
+    assert "interrupted" in (out / "train.log").read_text() and sorted(out.glob("gpu_runs.tar.part*"))
+    manifests = sorted((work / ".gpu_runs").glob("maze2d-umaze-v1/*/seed*/manifest.json"))
+    stopped = [p for p in manifests if "interrupted" in json.loads(p.read_text()).get("note", "")]
+    assert stopped, [p.read_text() for p in manifests]
+    whole = run_stage(grid, work, out, data_dir)
+    assert whole.returncode == 0, whole.stdout + whole.stderr
+    assert "4 done" in (out / "train.log").read_text() and (work / ".gpu_runs" / "table1.md").is_file()
+    for path in stopped:  # run again (stacked: --seeds 0,1) and finished
+        resumed = json.loads(path.read_text())
+        assert (resumed["status"], resumed["attempt"]) == ("done", 2) and "--seeds 0,1" in resumed["command_line"]
 
 
 def test_unknown_stage_is_an_error(tmp_path):

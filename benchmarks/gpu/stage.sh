@@ -11,6 +11,8 @@
 #             --env maze2d-medium-v1 --profile paper --time-limit-s 480
 #        bash benchmarks/gpu/stage.sh train python3 -m corl bc --env maze2d-medium-v1 --intent none \
 #             --profile paper --chunk_steps 100000
+#        bash benchmarks/gpu/stage.sh train python3 -m runs table2 --envs maze2d-umaze-v1 --seeds 0,1,2 \
+#             --profile paper --stack-seeds          # a grid, stopped after $GRID_TIME_LIMIT_S (480 s)
 #
 # `train` adds --device cuda and the run folder .gpu_runs/; datasets live in $D4RL_DATASET_DIR (default
 # /tmp/d4rl), regenerated when the machine is fresh (maze2d: about a minute). It returns .gpu_runs/ as
@@ -44,12 +46,16 @@ train)
     mkdir -p .gpu_runs "$D4RL_DATASET_DIR"
     # datasets: found in and regenerated into $D4RL_DATASET_DIR by the task layer; only the run folder and
     # the progress flag are spelled differently by the workers' pyrallis CLI and the Manager's argparse one
+    # a grid (python3 -m runs ...) gets Ctrl-C after $GRID_TIME_LIMIT_S (default 480): it stops its cells
+    # cleanly and the next call's same command resumes them from their checkpoints
+    limit=()
     case " $* " in
         *" -m corl "*) extra=(--runs_dir .gpu_runs --progress false) ;;
+        *" -m runs "*) extra=(--runs-dir .gpu_runs); limit=(timeout -s INT "${GRID_TIME_LIMIT_S:-480}") ;;
         *) extra=(--runs-dir .gpu_runs --no-progress) ;;
     esac
     status=0
-    "$@" --device "$DEVICE" "${extra[@]}" 2>&1 | tee "$OUT/train.log" || status=$?
+    "${limit[@]}" "$@" --device "$DEVICE" "${extra[@]}" 2>&1 | tee "$OUT/train.log" || status=$?
     tar cf - .gpu_runs | split -b 15M - "$OUT/gpu_runs.tar.part"
     exit $status
     ;;
