@@ -252,7 +252,9 @@ class SeedsDiverged(TrainingDiverged):
     def __init__(self, failures: dict[int, TrainingDiverged], results: list[dict[str, Any] | None]):
         self.failures, self.results = failures, results
         named = "; ".join(f"seed {seed}: {exc}" for seed, exc in failures.items())
-        super().__init__(f"{named} (the other seeds of the run went on without {'it' if len(failures) == 1 else 'them'})")
+        others = (f"the other seeds of the run went on without {'it' if len(failures) == 1 else 'them'}" if results
+                  else "no other seed was left to go on")
+        super().__init__(f"{named} ({others})")
 
 
 def catch_up(trainers: list[Trainer], failures: dict[int, TrainingDiverged]) -> bool:
