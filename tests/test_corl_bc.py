@@ -12,6 +12,7 @@ import torch
 from corl import any_percent_bc as bc
 from corl.shared import config as worker_config
 from corl.shared.data import ReplayBuffer, episode_slices, modify_reward, normalize_dataset
+from corl.shared.run import WorkerRun
 from manager.trainer import TrainConfig, Trainer, resolve
 
 ENV = "maze2d-umaze-v1"
@@ -125,6 +126,29 @@ def test_bc_trains_and_resumes(data_dir, tmp_path, intent):
     assert strip(metrics[0]) == strip(metrics[1])
     losses = [float(r.split(",")[1]) for r in metrics[0][1:]]
     assert losses[-1] < losses[0]  # cloning makes progress
+
+
+def test_the_last_steps_evaluation_is_the_final_one(data_dir, tmp_path, monkeypatch):
+    """Evaluations at eval_every; at the last step one evaluation with final_eval_episodes, logged as
+    the last row's score and reported in final.json (not a periodic one and then the final one)."""
+    calls = []
+    original = WorkerRun.evaluate
+
+    def counting(self, policy, eval_env, episodes):
+        calls.append(episodes)
+        return original(self, policy, eval_env, episodes)
+
+    monkeypatch.setattr(WorkerRun, "evaluate", counting)
+    result = run_bc(data_dir, tmp_path, "random", "--steps", "200", "--eval_every", "100", "--eval_episodes", "2",
+                    "--final_eval_episodes", "4")
+    assert calls == [2, 4] and result["eval_episodes"] == 4
+    rows = (tmp_path / ENV / "bc" / "random" / "seed0" / "metrics.csv").read_text().splitlines()
+    assert float(rows[-1].split(",")[2]) == pytest.approx(result["normalized_score"])
+    # resumed from the last step's checkpoint without final.json: the final evaluation again, same numbers
+    (tmp_path / ENV / "bc" / "random" / "seed0" / "final.json").unlink()
+    calls.clear()
+    assert run_bc(data_dir, tmp_path, "random", "--steps", "200", "--eval_every", "100", "--eval_episodes", "2",
+                  "--final_eval_episodes", "4") == result and calls == [4]
 
 
 def test_worker_cli_errors_are_clear(data_dir, tmp_path, capsys):

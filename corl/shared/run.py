@@ -182,6 +182,7 @@ class WorkerRun:
         stop = min(cfg.steps, step + cfg.chunk_steps) if cfg.chunk_steps else cfg.steps
         window = MetricWindow(self.device, step)
         window_start = time.perf_counter()
+        final_scores: list[np.ndarray] | None = None  # the last step's evaluation is the final one
         with progress_bar(total=cfg.steps, desc=f"{cfg.algo} {cfg.env} intent={cfg.intent}",
                           enabled=cfg.progress) as bar:
             bar.update(step)
@@ -194,8 +195,11 @@ class WorkerRun:
                     n = window.count
                     row = {"step": step, **window.means(), "eval_normalized_score": ""}
                     row.update({target_column(t): "" for t in targets})
-                    if evaluate_now:
-                        scores = self.evaluate_targets(algo, policy, eval_env, cfg.eval_episodes)
+                    if evaluate_now:  # at the last step: once, with the final number of episodes
+                        episodes = cfg.final_eval_episodes if step == cfg.steps else cfg.eval_episodes
+                        scores = self.evaluate_targets(algo, policy, eval_env, episodes)
+                        if step == cfg.steps:
+                            final_scores = scores
                         row["eval_normalized_score"] = float(scores[0].mean())
                         row.update({target_column(t): float(s.mean()) for t, s in zip(targets, scores)})
                     row["steps_per_s"] = n / max(time.perf_counter() - window_start, 1e-9)
@@ -210,7 +214,9 @@ class WorkerRun:
         if step < cfg.steps:
             print(f"stopped at step {step}/{cfg.steps}; run the same command again to resume")
             return None
-        per_target = self.evaluate_targets(algo, policy, eval_env, cfg.final_eval_episodes)
+        if final_scores is None:  # resumed from the last step's checkpoint: evaluate now (the same numbers)
+            final_scores = self.evaluate_targets(algo, policy, eval_env, cfg.final_eval_episodes)
+        per_target = final_scores
         scores = per_target[0]
         result = {"env": cfg.env, "algo": cfg.algo, "intent": cfg.intent, "seed": cfg.seed, "steps": step,
                   "profile": cfg.profile, "device": str(self.device), "eval_episodes": cfg.final_eval_episodes,
