@@ -61,9 +61,12 @@ def print_results(results: list[dict | None]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     try:
         train_cfg = config_from_args(TrainConfig, args)
+        if train_cfg.seeds and any(a == "--seed" or a.startswith("--seed=") for a in argv):
+            raise ValueError("give --seed K (one run) or --seeds 0,1,2 (several, stacked in one process), not both")
         run = resolve(train_cfg, parse_overrides(args.overrides, train_cfg.mode))
         if args.command == "config":
             print(yaml.safe_dump({"train": dataclasses.asdict(run.train), "agent": dataclasses.asdict(run.agent),

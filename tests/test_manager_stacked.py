@@ -224,6 +224,8 @@ def test_stacked_run_resumes_bit_for_bit_and_levels_seeds_at_other_steps(data_di
                 assert a[key] == pytest.approx(b[key], rel=1e-3, abs=1e-4), (seed, int(b["step"]), key)
     assert metric_rows(tmp_path / "mixed" / ENV / "manager" / "seed0")[:2] == alone_rows
     assert manager_main(train_args(data_dir, tmp_path / "bad", "manager", "--seeds", "0,x")) == 2
+    assert manager_main(train_args(data_dir, tmp_path / "bad", "manager", "--seeds", "0,1", "--seed", "3")) == 2
+    assert "not both" in capsys.readouterr().err and not (tmp_path / "bad").exists()
     # finished seeds are skipped, the others train: seed 2 joins the finished 0 and 1
     done = load_checkpoint(tmp_path / "whole" / ENV / "manager" / "seed1" / "checkpoint.pt")
     results = train_stacked(resolve(dataclasses.replace(mixed, runs_dir=str(tmp_path / "whole"))), [0, 1, 2])
