@@ -70,9 +70,12 @@ def parse_seeds(text: str) -> tuple[int, ...]:
     for token in split_names(text):
         low, sep, high = token.partition("-")
         try:
-            seeds.extend(range(int(low), int(high) + 1) if sep else [int(token)])
+            first, last = int(low), int(high if sep else low)
         except ValueError:
             raise ValueError(f"--seeds {text!r}: expected integers such as 0,1,2,3,4 or 0-4") from None
+        if last < first:
+            raise ValueError(f"--seeds {text!r}: the range {token} runs backwards; write {last}-{first}")
+        seeds.extend(range(first, last + 1))
     if not seeds:
         raise ValueError("--seeds is empty; give e.g. 0,1,2,3,4")
     return tuple(dict.fromkeys(seeds))

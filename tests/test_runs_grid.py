@@ -179,6 +179,8 @@ def test_unknown_names_are_clear_errors(capsys):
     assert parse_seeds("0-2,4,1") == (0, 1, 2, 4)
     with pytest.raises(ValueError, match="--seeds"):
         parse_seeds("zero")
+    with pytest.raises(ValueError, match="runs backwards; write 1-3"):
+        parse_seeds("3-1")
     assert runs_main(["table2", "--envs", "nowhere-v0", "--dry-run"]) == 2
     assert "unknown env 'nowhere-v0'" in capsys.readouterr().err
     with pytest.raises(SystemExit):
