@@ -35,6 +35,8 @@ class LocalHandle:
         self._error: BaseException | None = None
         self._on_exit = on_exit
         self._thread = threading.Thread(target=self._run, args=(job,), name=f"cell {job.key}", daemon=True)
+
+    def start(self) -> None:
         self._thread.start()
 
     def _run(self, job: CellJob) -> None:
@@ -48,6 +50,8 @@ class LocalHandle:
                 self._on_exit()
 
     def poll(self) -> int | None:
+        if self._thread.ident is None:  # never started (Ctrl-C came first): nothing runs
+            return -1
         return None if self._thread.is_alive() else self._return_code
 
     def cancel(self) -> None:
@@ -67,20 +71,25 @@ class LocalEngine:
         self.gpus = list(gpus or [])
         self._busy: Counter[str] = Counter()
         self._lock = threading.Lock()
+        self.handles: list[LocalHandle] = []  # every cell started and not yet seen finished
 
     def start(self, job: CellJob) -> LocalHandle:
-        if not self.gpus:
-            return LocalHandle(job)
-        with self._lock:
-            gpu = min(self.gpus, key=lambda g: self._busy[g])
-            self._busy[gpu] += 1
-
-        def release() -> None:
+        release = None
+        if self.gpus:
             with self._lock:
-                self._busy[gpu] -= 1
+                gpu = min(self.gpus, key=lambda g: self._busy[g])
+                self._busy[gpu] += 1
 
-        job = dataclasses.replace(job, env={**job.env, "CUDA_VISIBLE_DEVICES": gpu})
-        return LocalHandle(job, on_exit=release)
+            def release() -> None:
+                with self._lock:
+                    self._busy[gpu] -= 1
+
+            job = dataclasses.replace(job, env={**job.env, "CUDA_VISIBLE_DEVICES": gpu})
+        handle = LocalHandle(job, on_exit=release)
+        # listed before its thread starts: a Ctrl-C at any instant finds every cell that may run
+        self.handles = [h for h in self.handles if h.poll() is None] + [handle]
+        handle.start()
+        return handle
 
 
 def make_engine(name: str, *, gpus: list[str] | None = None, **submitit_options: Any) -> Engine:

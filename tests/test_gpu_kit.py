@@ -64,13 +64,15 @@ def test_train_stage_runs_a_grid_across_calls(data_dir, tmp_path):
     work.mkdir(), out.mkdir()
     grid = ["train", "python3", "-m", "runs", "table1", "--envs", "maze2d-umaze-v1", "--seeds", "0,1",
             "--profile", "smoke", "--stack-seeds"]
-    # the first stacked job (two seeds of td_mpc: training, then MPC scoring) takes longer than 10 s
-    cut = run_stage(grid, work, out, data_dir, GRID_TIME_LIMIT_S="10")
+    # the first stacked job (two seeds of td_mpc: training, then MPC scoring) takes about 20 s here
+    cut = run_stage(grid, work, out, data_dir, GRID_TIME_LIMIT_S="12")
     assert cut.returncode == 124, cut.stdout + cut.stderr  # timeout's status: stopped by the time limit
-    assert "interrupted" in (out / "train.log").read_text() and sorted(out.glob("gpu_runs.tar.part*"))
-    manifests = sorted((work / ".gpu_runs").glob("maze2d-umaze-v1/*/seed*/manifest.json"))
-    stopped = [p for p in manifests if "interrupted" in json.loads(p.read_text()).get("note", "")]
-    assert stopped, [p.read_text() for p in manifests]
+    assert "[grid] interrupted" in (out / "train.log").read_text() and sorted(out.glob("gpu_runs.tar.part*"))
+    manifests = {p: json.loads(p.read_text()) for p in (work / ".gpu_runs").glob("maze2d-umaze-v1/*/seed*/manifest.json")}
+    # whenever the limit struck (on a slow machine even as the first job started), no cell is left "running"
+    assert all(m["status"] in ("done", "failed") for m in manifests.values()), manifests
+    stopped = [p for p, m in manifests.items() if "interrupted" in m.get("note", "")]
+    assert all(manifests[p]["status"] == "failed" for p in stopped)
     whole = run_stage(grid, work, out, data_dir)
     assert whole.returncode == 0, whole.stdout + whole.stderr
     assert "4 done" in (out / "train.log").read_text() and (work / ".gpu_runs" / "table1.md").is_file()
