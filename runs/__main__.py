@@ -145,16 +145,14 @@ def main(argv: list[str] | None = None) -> int:
                       "data_dir": cfg.data_dir or None, "jobs": cfg.jobs}
 
             def make_job(job_cells: tuple[Cell, ...]) -> CellJob:
-                cell = job_cells[0]
-                config = {**shared, "env": cell.env, "seed": cell.seed, "arm": list(cell.arm), "kind": cell.kind}
-                if len(job_cells) == 1:
-                    return CellJob(cell.key, cell.command, str(cell.run_dir), os.getcwd(), env, config, git,
-                                   engine.name, cfg.heartbeat_s)
-                del config["seed"]  # each cell's manifest names its cell; the job trains these seeds
-                config["seeds"] = [c.seed for c in job_cells]
-                return CellJob(cell.key, stacked_command(job_cells, options), str(cell.run_dir), os.getcwd(), env,
-                               config, git, engine.name, cfg.heartbeat_s,
-                               stacked=tuple((c.key, str(c.run_dir)) for c in job_cells))
+                """One cell's job, or a stack group's (its seeds in one command; each manifest names its cell)."""
+                cell, stacked = job_cells[0], len(job_cells) > 1
+                seeds = {"seeds": [c.seed for c in job_cells]} if stacked else {"seed": cell.seed}
+                config = {**shared, "env": cell.env, **seeds, "arm": list(cell.arm), "kind": cell.kind}
+                command = stacked_command(job_cells, options) if stacked else cell.command
+                return CellJob(cell.key, command, str(cell.run_dir), os.getcwd(), env, config, git, engine.name,
+                               cfg.heartbeat_s,
+                               stacked=tuple((c.key, str(c.run_dir)) for c in job_cells) if stacked else ())
 
             grid = run_grid(cells, engine, cfg.jobs, make_job, stale_after_s=cfg.stale_after_s)
             print(f"[grid] {grid.summary()}")

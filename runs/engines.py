@@ -2,6 +2,8 @@
 
   handle.poll() -> None while running, else the exit code (negative: killed / lost)
   handle.cancel() asks the cell to stop (its manifest then says failed, interrupted)
+  engine.handles (optional) every handle it may still be running, listed before the cell starts, so
+    a Ctrl-C that strikes between a start and the scheduler's bookkeeping still stops that cell
 
 `local`: each cell in its own process on this machine (JOBS at once), optionally one GPU each.
 `submitit`: each cell as a submitit job (SLURM, or submitit's local executor); see submitit_engine.py.
