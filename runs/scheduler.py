@@ -159,7 +159,10 @@ def run_grid(cells: list[Cell], engine: Engine, jobs: int, make_job: Callable[[t
             handle.cancel()
         deadline = time.time() + 60
         while any(h.poll() is None for h in handles.values()) and time.time() < deadline:
-            time.sleep(0.2)
+            try:
+                time.sleep(0.2)
+            except KeyboardInterrupt:  # a second Ctrl-C (or a signal sent twice): the cells still stop cleanly
+                echo("[grid] still stopping the running cells (their manifests are being written)")
         raise
     finally:
         claims.release_all()

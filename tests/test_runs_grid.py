@@ -372,21 +372,33 @@ def test_stack_groups_start_as_one_job_and_keep_a_manifest_per_cell(tmp_path):
     assert "stacked_with" not in m.read_manifest(managers[1].manifest_path)
 
 
-def test_ctrl_c_as_a_cell_starts_leaves_no_running_manifest(tmp_path):
-    """Ctrl-C in the instant between a cell's start and the scheduler's bookkeeping: the cell is still
-    stopped and its manifest says interrupted (not "running", which would hold it for STALE_AFTER_S)."""
+def test_ctrl_c_as_a_cell_starts_and_again_leaves_no_running_manifest(tmp_path, monkeypatch):
+    """Ctrl-C in the instant between a cell's start and the scheduler's bookkeeping, then a second one
+    while the grid stops its cells: the cell is still stopped and its manifest says interrupted (not
+    "running", which would hold it for STALE_AFTER_S)."""
     cell = fake(umaze_grid(tmp_path, seeds=(0,))[f"{UMAZE}/bc/none/seed0"], tmp_path / "events.txt", sleep_s=60)
+    second_ctrl_c = threading.Event()
+    sleep, lines = time.sleep, []
+
+    def sleep_or_second_ctrl_c(seconds):
+        if second_ctrl_c.is_set():
+            second_ctrl_c.clear()
+            raise KeyboardInterrupt
+        sleep(seconds)
 
     class InterruptedAsItStarts(LocalEngine):
         def start(self, job):
             super().start(job)
             deadline = time.time() + 20
             while (m.read_manifest(cell.manifest_path) or {}).get("status") != "running" and time.time() < deadline:
-                time.sleep(0.05)
+                sleep(0.05)
+            second_ctrl_c.set()
             raise KeyboardInterrupt  # before run_grid has recorded the handle
 
+    monkeypatch.setattr(time, "sleep", sleep_or_second_ctrl_c)
     with pytest.raises(KeyboardInterrupt):
-        run_grid([cell], InterruptedAsItStarts(), 1, job_for, poll_s=0.05, echo=lambda line: None)
+        run_grid([cell], InterruptedAsItStarts(), 1, job_for, poll_s=0.05, echo=lines.append)
+    assert any("still stopping" in line for line in lines) and not second_ctrl_c.is_set()
     manifest = m.read_manifest(cell.manifest_path)
     assert manifest["status"] == "failed" and "interrupted" in manifest["note"]
     assert not m.process_alive(manifest["pid"])

@@ -47,11 +47,12 @@ train)
     # datasets: found in and regenerated into $D4RL_DATASET_DIR by the task layer; only the run folder and
     # the progress flag are spelled differently by the workers' pyrallis CLI and the Manager's argparse one
     # a grid (python3 -m runs ...) gets Ctrl-C after $GRID_TIME_LIMIT_S (default 480): it stops its cells
-    # cleanly and the next call's same command resumes them from their checkpoints
+    # cleanly and the next call's same command resumes them from their checkpoints (--foreground: the
+    # signal goes to the grid alone, once, not to its whole process group)
     limit=()
     case " $* " in
         *" -m corl "*) extra=(--runs_dir .gpu_runs --progress false) ;;
-        *" -m runs "*) extra=(--runs-dir .gpu_runs); limit=(timeout -s INT "${GRID_TIME_LIMIT_S:-480}") ;;
+        *" -m runs "*) extra=(--runs-dir .gpu_runs); limit=(timeout --foreground -s INT "${GRID_TIME_LIMIT_S:-480}") ;;
         *) extra=(--runs-dir .gpu_runs --no-progress) ;;
     esac
     status=0
