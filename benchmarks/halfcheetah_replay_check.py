@@ -30,8 +30,8 @@ from common.atomic import write_json_atomic  # noqa: E402
 from common.checkpoint import load_checkpoint  # noqa: E402
 from tasks.datasets import code_version  # noqa: E402
 from tasks.halfcheetah import dataset_steps  # noqa: E402
-from tasks.halfcheetah.generate import replay_dataset  # noqa: E402
-from tasks.halfcheetah.sac import ReplayBuffer, SACConfig, to_d4rl  # noqa: E402
+from tasks.halfcheetah.generate import checkpoint_transitions, replay_dataset  # noqa: E402
+from tasks.halfcheetah.sac import SACConfig  # noqa: E402
 
 
 def original_transitions(checkpoint: Path, steps: int) -> dict[str, np.ndarray]:
@@ -39,10 +39,7 @@ def original_transitions(checkpoint: Path, steps: int) -> dict[str, np.ndarray]:
     ckpt = load_checkpoint(checkpoint)
     if ckpt["step"] < steps:
         raise SystemExit(f"error: {checkpoint} is at step {ckpt['step']}, before {steps}")
-    buffer = ReplayBuffer(steps, torch.device("cpu"))
-    buffer.load_state_dict({"size": steps, "added": steps,
-                            "data": {k: v[:steps] for k, v in ckpt["buffer"]["data"].items()}})
-    return to_d4rl(buffer)
+    return checkpoint_transitions(ckpt, steps)
 
 
 def compare(regenerated: dict[str, np.ndarray], original: dict[str, np.ndarray]) -> dict[str, object]:

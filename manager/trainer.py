@@ -310,15 +310,15 @@ def train_level_seeds(run: ResolvedRun, trainers: list[Trainer], failures: dict[
             step = stacked.step
             if trainers[0].saves_at(step):
                 stacked.write_back()  # the checkpoints read the agents
-            stop = False
+            stop = diverged = False
             for i, trainer in enumerate(trainers):
                 priorities = None if stacked.priorities is None else stacked.priorities[i]
                 try:
                     stop |= trainer.record(step, batches[i], {name: value[i] for name, value in metrics.items()},
                                            priorities, stacked.latents[i], bar if i == 0 else silent)
                 except TrainingDiverged as exc:  # raised before its checkpoint: the last good one stays
-                    failures[trainer.run.train.seed] = exc
-            if any(trainer.run.train.seed in failures for trainer in trainers):
+                    failures[trainer.run.train.seed], diverged = exc, True
+            if diverged:
                 stacked.write_back()  # the others' state, to stack them again without the diverged seeds
                 trainers[:] = [trainer for trainer in trainers if trainer.run.train.seed not in failures]
                 going_on = ",".join(str(trainer.run.train.seed) for trainer in trainers)

@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
                 command = stacked_command(job_cells, options) if stacked else cell.command
                 return CellJob(cell.key, command, str(cell.run_dir), os.getcwd(), env, config, git, engine.name,
                                cfg.heartbeat_s,
-                               stacked=tuple((c.key, str(c.run_dir)) for c in job_cells) if stacked else ())
+                               stacked_with=tuple((c.key, str(c.run_dir)) for c in job_cells[1:]))
 
             grid = run_grid(cells, engine, cfg.jobs, make_job, stale_after_s=cfg.stale_after_s)
             print(f"[grid] {grid.summary()}")

@@ -2,8 +2,8 @@
 
   handle.poll() -> None while running, else the exit code (negative: killed / lost)
   handle.cancel() asks the cell to stop (its manifest then says failed, interrupted)
-  engine.handles (optional) every handle it may still be running, listed before the cell starts, so
-    a Ctrl-C that strikes between a start and the scheduler's bookkeeping still stops that cell
+  engine.handles   every handle it may still be running, listed as the cell starts, so a Ctrl-C that
+                   strikes between a start and the scheduler's bookkeeping still stops that cell
 
 `local`: each cell in its own process on this machine (JOBS at once), optionally one GPU each.
 `submitit`: each cell as a submitit job (SLURM, or submitit's local executor); see submitit_engine.py.
@@ -25,7 +25,13 @@ class Handle(Protocol):
 
 class Engine(Protocol):
     name: str
+    handles: list[Handle]
     def start(self, job: CellJob) -> Handle: ...
+
+
+def live(handles: list[Handle]) -> list[Handle]:
+    """The handles whose cells may still run (an engine's list, pruned at each start)."""
+    return [h for h in handles if h.poll() is None]
 
 
 class LocalHandle:
@@ -89,7 +95,7 @@ class LocalEngine:
             job = dataclasses.replace(job, env={**job.env, "CUDA_VISIBLE_DEVICES": gpu})
         handle = LocalHandle(job, on_exit=release)
         # listed before its thread starts: a Ctrl-C at any instant finds every cell that may run
-        self.handles = [h for h in self.handles if h.poll() is None] + [handle]
+        self.handles = live(self.handles) + [handle]
         handle.start()
         return handle
 

@@ -43,16 +43,12 @@ class CellJob:
     git: dict[str, Any] = field(default_factory=dict)      # commit and dirty flag of the code
     engine: str = "local"
     heartbeat_s: float = 30.0
-    stacked: tuple[tuple[str, str], ...] = ()  # (key, run_dir) of every cell a stacked command trains, this one first
+    stacked_with: tuple[tuple[str, str], ...] = ()  # (key, run_dir) of the other cells a stacked command trains
 
     @property
     def cells(self) -> tuple[tuple[str, str], ...]:
-        """(key, run_dir) of the cells this job runs."""
-        if not self.stacked:
-            return ((self.key, self.run_dir),)
-        if self.stacked[0] != (self.key, self.run_dir):
-            raise ValueError(f"a stacked job's first cell must be its own ({self.key}), got {self.stacked[0][0]}")
-        return self.stacked
+        """(key, run_dir) of the cells this job runs, its own first."""
+        return ((self.key, self.run_dir), *self.stacked_with)
 
 
 def repo_provenance(repo: Path = REPO_ROOT) -> dict[str, Any]:

@@ -151,14 +151,14 @@ def run_grid(cells: list[Cell], engine: Engine, jobs: int, make_job: Callable[[t
             if queue or running or elsewhere:
                 time.sleep(poll_s)
     except KeyboardInterrupt:
-        # the engine's own list too, where it keeps one: a cell started in the very instant of the
-        # Ctrl-C may not be in `running` yet, and its manifest must not be left saying "running"
-        handles = {id(h): h for h in [*(h for _, h, _ in running.values()), *getattr(engine, "handles", [])]}
-        echo(f"[grid] interrupted: stopping {jobs_running()} running job(s); re-run the same command to resume")
-        for handle in handles.values():
+        # the engine's list, not `running`: a cell started in the very instant of the Ctrl-C may not be
+        # in `running` yet, and its manifest must not be left saying "running"
+        handles = list(engine.handles)
+        echo(f"[grid] interrupted: stopping {len(handles)} running job(s); re-run the same command to resume")
+        for handle in handles:
             handle.cancel()
         deadline = time.time() + 60
-        while any(h.poll() is None for h in handles.values()) and time.time() < deadline:
+        while any(h.poll() is None for h in handles) and time.time() < deadline:
             try:
                 time.sleep(0.2)
             except KeyboardInterrupt:  # a second Ctrl-C (or a signal sent twice): the cells still stop cleanly

@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from runs.engines import live
 from runs.execute import REPO_ROOT, CellJob, execute_cell
 
 CLUSTERS = ("auto", "slurm", "local", "debug")
@@ -62,10 +63,13 @@ class SubmititEngine:
         params.update(extra or {})
         self.executor.update_parameters(**params)
         self.name = f"submitit:{self.executor.cluster}"
+        self.handles: list[SubmititHandle] = []  # jobs submitted and not yet seen finished
         # the job process unpickles runs.execute.execute_cell: make this repository importable there
         paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
         if str(REPO_ROOT) not in paths:
             os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), *paths])
 
     def start(self, job: CellJob) -> SubmititHandle:
-        return SubmititHandle(self.executor.submit(execute_cell, dataclasses.replace(job, engine=self.name)))
+        handle = SubmititHandle(self.executor.submit(execute_cell, dataclasses.replace(job, engine=self.name)))
+        self.handles = live(self.handles) + [handle]
+        return handle

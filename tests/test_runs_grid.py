@@ -70,9 +70,9 @@ def job_for(cells) -> CellJob:
     first = cells[0]
     command = list(first.command)
     command[3] = ",".join(str(c.run_dir) for c in cells)
-    stacked = tuple((c.key, str(c.run_dir)) for c in cells) if len(cells) > 1 else ()
     return CellJob(first.key, tuple(command), str(first.run_dir), str(ROOT), {}, {"device": "cpu"},
-                   {"commit": "abcdef1234567", "dirty": False}, "local", heartbeat_s=0.2, stacked=stacked)
+                   {"commit": "abcdef1234567", "dirty": False}, "local", heartbeat_s=0.2,
+                   stacked_with=tuple((c.key, str(c.run_dir)) for c in cells[1:]))
 
 
 def read_events(path: Path) -> dict[tuple[str, str], float]:

@@ -95,13 +95,23 @@ def _medium_sac_config(seed: int, show_progress: bool):
     return cfg
 
 
+def checkpoint_transitions(ckpt: dict, steps: int) -> dict[str, np.ndarray]:
+    """The first `steps` transitions of a SAC checkpoint's replay buffer, in D4RL's layout."""
+    import torch
+
+    from tasks.halfcheetah.sac import ReplayBuffer, to_d4rl
+
+    buffer = ReplayBuffer(steps, torch.device("cpu"))
+    buffer.load_state_dict({"size": steps, "added": steps,
+                            "data": {k: v[:steps] for k, v in ckpt["buffer"]["data"].items()}})
+    return to_d4rl(buffer)
+
+
 def replay_dataset(steps: int, seed: int, show_progress: bool = True, cfg=None,
                    root: str | Path | None = None) -> dict[str, np.ndarray]:
     """The seeded SAC run's replay buffer after `steps` env steps, in D4RL's layout."""
-    import torch
-
     from common.checkpoint import CheckpointError, load_checkpoint
-    from tasks.halfcheetah.sac import TRAINING_KEYS, ReplayBuffer, Trainer, to_d4rl
+    from tasks.halfcheetah.sac import TRAINING_KEYS, Trainer, to_d4rl
 
     cfg = _medium_sac_config(seed, show_progress) if cfg is None else replace(cfg, seed=seed)
     ckpt_path = Path(root or cfg.root).expanduser() / "halfcheetah" / "train" / f"seed{seed}" / "checkpoint.pt"
@@ -114,10 +124,7 @@ def replay_dataset(steps: int, seed: int, show_progress: bool = True, cfg=None,
                 and all(ckpt["config"].get(k) == getattr(cfg, k) for k in TRAINING_KEYS)):
             print(f"medium-replay: the first {steps} transitions of {ckpt_path} (step {ckpt['step']})",
                   file=sys.stderr)
-            buffer = ReplayBuffer(steps, torch.device("cpu"))
-            buffer.load_state_dict({"size": steps, "added": steps,
-                                    "data": {k: v[:steps] for k, v in ckpt["buffer"]["data"].items()}})
-            return to_d4rl(buffer)
+            return checkpoint_transitions(ckpt, steps)
     trainer = Trainer(cfg)
     trainer.train(total_steps=steps)
     return to_d4rl(trainer.buffer)
