@@ -143,6 +143,56 @@ def test_sac_resume_continues_bit_for_bit(tiny_run, tmp_path):
     assert best["env_steps"] in (1000, 2000) and best["sac_config"]["hidden"] == 32
 
 
+def _params(module: torch.nn.Module) -> list[torch.Tensor]:
+    return [v.detach().clone() for v in module.state_dict().values()]
+
+
+def test_warm_start_continues_from_an_actor_snapshot(tiny_run, tmp_path):
+    """A new machine continues from a committed actor: its weights and step count, the recorded
+    alpha; collection, then critics alone (actor and alpha held), then SAC; resumable bit for bit."""
+    from tasks.halfcheetah.sac import Trainer
+
+    snap = Path(tiny_run["run_dir"]) / "best.pt"
+    meta = json.loads(snap.with_suffix(".json").read_text())
+    assert meta["alpha"] > 0 and meta["warm_start"] is None  # recorded with every snapshot
+    start = meta["env_steps"]
+    warm = dict(TINY, warm_start=str(snap), warm_collect_steps=1000, warm_critic_steps=1000)
+    trainer = Trainer(SACConfig(**warm))
+    trainer.warm_start()
+    blob = torch.load(snap, weights_only=True)
+    assert trainer.step == start and (trainer.learn_from, trainer.actor_from) == (start + 1000, start + 2000)
+    for k, v in trainer.agent.actor.state_dict().items():
+        assert torch.equal(v, blob["state_dict"][k]), k
+    assert float(trainer.agent.log_alpha.detach().exp()) == pytest.approx(meta["alpha"], rel=1e-6)
+    actor0, critic0 = _params(trainer.agent.actor), _params(trainer.agent.critic)
+    trainer.train(total_steps=start + 1999)  # 1000 steps of collection, then 1000 updates of the critics alone
+    assert trainer.buffer.size == 1999
+    assert all(torch.equal(a, b) for a, b in zip(actor0, _params(trainer.agent.actor)))
+    assert float(trainer.agent.log_alpha.detach().exp()) == pytest.approx(meta["alpha"], rel=1e-6)
+    assert not any(torch.equal(a, b) for a, b in zip(critic0, _params(trainer.agent.critic)))
+    trainer.train(total_steps=start + 2500)  # then SAC: the actor and alpha learn
+    assert not any(torch.equal(a, b) for a, b in zip(actor0, _params(trainer.agent.actor)))
+    assert float(trainer.agent.log_alpha.detach().exp()) != pytest.approx(meta["alpha"], rel=1e-6)
+
+    # through the CLI's run: straight vs interrupted at the phase boundary, equal to the bit
+    straight = run_training(SACConfig(total_steps=start + 3000, root=str(tmp_path / "a"), **warm))
+    run_training(SACConfig(total_steps=start + 2000, root=str(tmp_path / "b"), **warm))
+    resumed = run_training(SACConfig(total_steps=start + 3000, root=str(tmp_path / "b"), **warm))
+    assert resumed["resumed"] and straight["env_steps"] == resumed["env_steps"] == start + 3000
+    ckpts = [torch.load(Path(r["run_dir"]) / "checkpoint.pt", weights_only=True) for r in (straight, resumed)]
+    assert ckpts[0]["warm"]["sha256"] == meta["sha256"] and ckpts[1]["warm"] == ckpts[0]["warm"]
+    for part in ("actor", "critic", "critic_target"):
+        for k, v in ckpts[0]["agent"][part].items():
+            assert torch.equal(v, ckpts[1]["agent"][part][k]), (part, k)
+    rows = (Path(straight["run_dir"]) / "metrics.csv").read_text().splitlines()
+    assert [int(r.split(",")[0]) for r in rows[1:]] == [start + 1000, start + 2000, start + 3000]
+    best = json.loads((Path(straight["run_dir"]) / "best.json").read_text())
+    assert best["warm_start"]["env_steps"] == start and best["gradient_updates"] >= meta["gradient_updates"]
+    assert straight["medium"]["step"] is None  # a warm start takes no medium snapshot
+    with pytest.raises(ValueError, match="--hidden 32"):
+        Trainer(SACConfig(**dict(warm, hidden=64))).warm_start()
+
+
 def test_sac_cli_help():
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     out = subprocess.run([sys.executable, "-m", "tasks.halfcheetah.sac", "--help"], capture_output=True,

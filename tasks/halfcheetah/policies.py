@@ -97,9 +97,10 @@ class NumpyActor:
         return np.tanh(u).astype(np.float32), logp
 
 
-def load_snapshot(path: str | os.PathLike, obs_dim: int | None = None,
-                  act_dim: int | None = None) -> tuple[NumpyActor, dict[str, Any]]:
-    """(actor, sidecar metadata); torch.load(weights_only=True), sha256 and shapes checked."""
+def read_snapshot(path: str | os.PathLike, obs_dim: int | None = None,
+                  act_dim: int | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the .pt's contents {"format", "obs_dim", "act_dim", "hidden", "state_dict"}, sidecar
+    metadata); torch.load(weights_only=True), sha256 and shapes checked."""
     path = Path(path)
     if not path.is_file():
         raise SnapshotError(f"no actor snapshot at {path}; train one with `python -m tasks.halfcheetah.sac` "
@@ -117,6 +118,13 @@ def load_snapshot(path: str | os.PathLike, obs_dim: int | None = None,
     for name, want in (("obs_dim", obs_dim), ("act_dim", act_dim)):
         if want is not None and blob[name] != want:
             raise SnapshotError(f"{path}: snapshot has {name}={blob[name]}, the task needs {want}")
+    return blob, meta
+
+
+def load_snapshot(path: str | os.PathLike, obs_dim: int | None = None,
+                  act_dim: int | None = None) -> tuple[NumpyActor, dict[str, Any]]:
+    """(actor, sidecar metadata); see read_snapshot."""
+    blob, meta = read_snapshot(path, obs_dim, act_dim)
     return NumpyActor(blob["state_dict"]), meta
 
 

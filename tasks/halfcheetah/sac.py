@@ -23,6 +23,14 @@ metrics.csv (one row per evaluation: returns, losses, alpha, updates/s), checkpo
 torch.load(weights_only=True)), medium.pt/.json (the actor at the first evaluation whose return
 reaches --medium-return), best.pt/.json (the best actor so far), final.json. Copy medium.* and
 best.* into tasks/halfcheetah/assets/ (best as expert.*) to commit them.
+
+Continuing on another machine (--warm-start tasks/halfcheetah/assets/expert.pt): the checkpoint
+holds the replay buffer (about 180 bytes per step) and is not committed, so a new machine cannot
+resume the run itself. A warm start continues from a committed actor snapshot instead: the run's
+step count starts at the snapshot's env steps; the actor samples --warm-collect-steps env steps into
+the empty buffer with no updates; then --warm-critic-steps steps train the new critics alone (actor
+and alpha held, alpha at the snapshot's recorded value or --warm-alpha) so the actor first meets a
+critic that knows it; then SAC goes on as usual. Its own checkpoints resume bit for bit as above.
 """
 from __future__ import annotations
 
@@ -46,7 +54,7 @@ from common.metrics import MetricWindow, TrainingDiverged
 from common.progress import progress_bar
 from common.run_dir import RunDir
 from tasks.halfcheetah.env import ACT_DIM, OBS_DIM, HalfCheetahEnv
-from tasks.halfcheetah.policies import LOG_STD_MAX, LOG_STD_MIN, save_snapshot
+from tasks.halfcheetah.policies import LOG_STD_MAX, LOG_STD_MIN, read_snapshot, save_snapshot
 
 CHECKPOINT_FORMAT = 1
 EPISODE_STEPS = 1000  # D4RL's (and gymnasium's) halfcheetah time limit
@@ -54,7 +62,7 @@ REF_MIN, REF_MAX = -280.178953, 12135.0
 # settings that must match for a checkpoint to be resumed (total_steps etc. may change)
 TRAINING_KEYS = ("seed", "warmup_steps", "batch_size", "buffer_size", "hidden", "lr", "gamma", "tau",
                  "init_alpha", "target_entropy", "eval_every", "eval_episodes", "checkpoint_every",
-                 "medium_return")
+                 "medium_return", "warm_start", "warm_collect_steps", "warm_critic_steps", "warm_alpha")
 
 
 @dataclass
@@ -79,6 +87,15 @@ class SACConfig:
     medium_return: float = config_field(
         4800.0, "evaluation return at which the medium snapshot is taken (D4RL's medium policy: normalised "
                 "40-45, i.e. return 4690-5310; about one third of the expert's normalised score)")
+    warm_start: str | None = config_field(
+        None, "actor snapshot (.pt with its .json sidecar, e.g. tasks/halfcheetah/assets/expert.pt) to continue "
+              "from on a machine without the run's checkpoint; steps count on from the snapshot's env steps")
+    warm_collect_steps: int = config_field(10_000, "warm start: env steps the snapshot's actor samples into the "
+                                                   "empty buffer before any update")
+    warm_critic_steps: int = config_field(20_000, "warm start: then this many steps (one update each) train the "
+                                                  "new critics alone, actor and alpha held")
+    warm_alpha: float | None = config_field(
+        None, "warm start: entropy temperature to start from (default: the snapshot's recorded alpha, else 0.1)")
     device: str = config_field("cpu", "cpu, cuda or auto")
     threads: int = config_field(1, "torch CPU threads (1: share the machine, and bit-exact resumes)")
     root: str = config_field("~/.cache/iql_td_mpc/sac", "folder of the training runs: "
@@ -156,9 +173,11 @@ class SAC:
         self._critic_params = list(self.critic.parameters())
         self._target_params = list(self.critic_target.parameters())
 
-    def update(self, obs: Tensor, act: Tensor, rew: Tensor, next_obs: Tensor, done: Tensor) -> dict[str, Tensor]:
+    def update(self, obs: Tensor, act: Tensor, rew: Tensor, next_obs: Tensor, done: Tensor,
+               train_actor: bool = True) -> dict[str, Tensor]:
         """One SAC step on a batch: critics, then actor (against the updated critics), then alpha,
-        then the targets. Returns detached scalar metrics (still on the device)."""
+        then the targets; `train_actor=False` steps the critics and targets only (actor and alpha
+        losses still reported). Returns detached scalar metrics (still on the device)."""
         cfg = self.cfg
         alpha = self.log_alpha.detach().exp()
         with torch.no_grad():
@@ -172,18 +191,21 @@ class SAC:
         self.critic_opt.step()
 
         self.critic.requires_grad_(False)  # the actor loss needs dQ/da only
-        new_act, logp = self.actor.sample(obs)
-        q_pi = self.critic(obs, new_act).min(0).values
-        actor_loss = (alpha * logp - q_pi).mean()
-        self.actor_opt.zero_grad(set_to_none=True)
-        actor_loss.backward()
-        self.actor_opt.step()
+        with torch.set_grad_enabled(train_actor):
+            new_act, logp = self.actor.sample(obs)
+            q_pi = self.critic(obs, new_act).min(0).values
+            actor_loss = (alpha * logp - q_pi).mean()
+        if train_actor:
+            self.actor_opt.zero_grad(set_to_none=True)
+            actor_loss.backward()
+            self.actor_opt.step()
         self.critic.requires_grad_(True)
 
-        alpha_loss = -(self.log_alpha * (logp.detach() + self.target_entropy)).mean()
-        self.alpha_opt.zero_grad(set_to_none=True)
-        alpha_loss.backward()
-        self.alpha_opt.step()
+        if train_actor:
+            alpha_loss = -(self.log_alpha * (logp.detach() + self.target_entropy)).mean()
+            self.alpha_opt.zero_grad(set_to_none=True)
+            alpha_loss.backward()
+            self.alpha_opt.step()
 
         with torch.no_grad():
             torch._foreach_lerp_(self._target_params, self._critic_params, cfg.tau)
@@ -290,6 +312,39 @@ class Trainer:
         self.train_seconds = 0.0
         self.evals: list[dict[str, Any]] = []
         self._obs: np.ndarray | None = None
+        self.warm: dict[str, Any] | None = None  # what a --warm-start run continues from
+        self._set_phases()
+
+    def _set_phases(self) -> None:
+        """The env steps from which SAC updates (before: warm-up or warm-start collection) and from
+        which the actor and alpha learn too (before: critics alone, warm start only)."""
+        if self.warm is None:
+            self.learn_from = self.actor_from = self.cfg.warmup_steps
+        else:
+            self.learn_from = self.warm["env_steps"] + self.cfg.warm_collect_steps
+            self.actor_from = self.learn_from + self.cfg.warm_critic_steps
+
+    def warm_start(self) -> None:
+        """Continue from the --warm-start actor snapshot (a fresh trainer only): its weights, its env
+        step count, alpha as recorded with it (or --warm-alpha, else 0.1); new critics, empty buffer."""
+        cfg = self.cfg
+        if self.step != 0:
+            raise RuntimeError("a warm start begins a run; this trainer has already stepped")
+        path = Path(cfg.warm_start).expanduser()
+        blob, meta = read_snapshot(path, OBS_DIM, ACT_DIM)
+        if blob["hidden"] != cfg.hidden:
+            raise ValueError(f"--warm-start {path} has hidden layers of {blob['hidden']}, this run {cfg.hidden}: "
+                             f"pass --hidden {blob['hidden']}")
+        self.agent.actor.load_state_dict(blob["state_dict"])
+        alpha = float(cfg.warm_alpha if cfg.warm_alpha is not None else meta.get("alpha", 0.1))
+        with torch.no_grad():
+            self.agent.log_alpha.fill_(math.log(alpha))
+        self.warm = {"file": str(path), "sha256": meta["sha256"], "env_steps": int(meta["env_steps"]),
+                     "gradient_updates": int(meta.get("gradient_updates", 0)), "alpha": alpha,
+                     "eval_return": meta.get("eval_return")}
+        self.step = self.warm["env_steps"]
+        self.medium = {"step": None, "note": f"warm start from {path}: no medium snapshot"}
+        self._set_phases()
 
     # checkpointing
     @property
@@ -302,7 +357,8 @@ class Trainer:
         return {"format": CHECKPOINT_FORMAT, "kind": "halfcheetah-sac", "config": asdict(self.cfg),
                 "step": self.step, "episode": self.episode, "last_train_return": self.last_train_return,
                 "best_return": self.best_return, "medium": self.medium, "train_seconds": self.train_seconds,
-                "evals": self.evals, "agent": self.agent.state_dict(), "buffer": self.buffer.state_dict(),
+                "evals": self.evals, "warm": self.warm, "agent": self.agent.state_dict(),
+                "buffer": self.buffer.state_dict(),
                 "rng": {"torch": torch.get_rng_state(),
                         "cuda": torch.cuda.get_rng_state() if self.device.type == "cuda" else None}}
 
@@ -322,6 +378,8 @@ class Trainer:
         self.last_train_return = float(ckpt["last_train_return"])
         self.best_return, self.medium = float(ckpt["best_return"]), ckpt["medium"]
         self.train_seconds, self.evals = float(ckpt["train_seconds"]), list(ckpt["evals"])
+        self.warm = ckpt.get("warm")
+        self._set_phases()
         self.episode_step, self.episode_return = 0, 0.0
         torch.set_rng_state(ckpt["rng"]["torch"])
         if ckpt["rng"]["cuda"] is not None and self.device.type == "cuda":
@@ -333,7 +391,7 @@ class Trainer:
 
     # acting
     def _act(self, obs: np.ndarray) -> tuple[np.ndarray, float]:
-        if self.step < self.cfg.warmup_steps:
+        if self.warm is None and self.step < self.cfg.warmup_steps:
             action = torch.rand(ACT_DIM) * 2.0 - 1.0
             return action.numpy(), -ACT_DIM * math.log(2.0)  # density of U(-1, 1)^6
         with torch.no_grad():
@@ -387,7 +445,9 @@ class Trainer:
                 "eval_return": eval_return, "eval_episodes": self.cfg.eval_episodes,
                 "eval_actions": "tanh(mean)",
                 "normalized_score": 100.0 * (eval_return - REF_MIN) / (REF_MAX - REF_MIN),
-                "env_steps": self.step, "gradient_updates": max(0, self.step - self.cfg.warmup_steps),
+                "env_steps": self.step,
+                "gradient_updates": (self.warm or {}).get("gradient_updates", 0) + max(0, self.step - self.learn_from),
+                "alpha": float(self.agent.log_alpha.detach().exp()), "warm_start": self.warm,
                 "train_seconds": round(self.train_seconds, 1), "device": str(self.device),
                 "sac_config": asdict(self.cfg), "code_version": code_version()}
         save_snapshot(self.run_dir.path / f"{name}.pt", self.agent.actor.state_dict(), OBS_DIM, ACT_DIM,
@@ -403,8 +463,9 @@ class Trainer:
             bar.update(self.step)
             while self.step < total:
                 self.env_step()
-                if self.step >= cfg.warmup_steps:
-                    window.add(self.agent.update(*self.buffer.sample(cfg.batch_size)))
+                if self.step >= self.learn_from:
+                    window.add(self.agent.update(*self.buffer.sample(cfg.batch_size),
+                                                 train_actor=self.step >= self.actor_from))
                     updates_since += 1
                 bar.update(1)
                 eval_now = self.step % cfg.eval_every == 0 and self.run_dir is not None
@@ -456,6 +517,9 @@ def run_training(cfg: SACConfig) -> dict[str, Any]:
     else:  # a fresh run: nothing of an earlier run in this folder survives
         for name in ("checkpoint.pt", "metrics.csv", "final.json", "medium.pt", "medium.json", "best.pt", "best.json"):
             (run.path / name).unlink(missing_ok=True)
+        if cfg.warm_start:
+            trainer.warm_start()
+            print(f"warm start from {cfg.warm_start} at step {trainer.step}", file=sys.stderr)
         run.start(cfg)
     def report(row: dict[str, Any]) -> None:  # one line per evaluation when there is no progress bar
         print(f"step {row['step']} eval_return {row['eval_return']:.1f} (normalised {row['normalized_score']:.1f}) "
