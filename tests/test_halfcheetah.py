@@ -167,10 +167,13 @@ def test_warm_start_continues_from_an_actor_snapshot(tiny_run, tmp_path):
     actor0, critic0 = _params(trainer.agent.actor), _params(trainer.agent.critic)
     trainer.train(total_steps=start + 1999)  # 1000 steps of collection, then 1000 updates of the critics alone
     assert trainer.buffer.size == 1999
+    uniform = trainer.buffer.data["action_log_probs"][:1999] == -6 * np.log(2.0)  # the random half
+    assert 0.4 < float(uniform.float().mean()) < 0.6
     assert all(torch.equal(a, b) for a, b in zip(actor0, _params(trainer.agent.actor)))
     assert float(trainer.agent.log_alpha.detach().exp()) == pytest.approx(meta["alpha"], rel=1e-6)
     assert not any(torch.equal(a, b) for a, b in zip(critic0, _params(trainer.agent.critic)))
-    trainer.train(total_steps=start + 2500)  # then SAC: the actor and alpha learn
+    trainer.train(total_steps=start + 2500)  # then SAC: the actor and alpha learn, with the actor's actions
+    assert not bool((trainer.buffer.data["action_log_probs"][2000:2500] == -6 * np.log(2.0)).any())
     assert not any(torch.equal(a, b) for a, b in zip(actor0, _params(trainer.agent.actor)))
     assert float(trainer.agent.log_alpha.detach().exp()) != pytest.approx(meta["alpha"], rel=1e-6)
 

@@ -27,10 +27,13 @@ best.* into tasks/halfcheetah/assets/ (best as expert.*) to commit them.
 Continuing on another machine (--warm-start tasks/halfcheetah/assets/expert.pt): the checkpoint
 holds the replay buffer (about 180 bytes per step) and is not committed, so a new machine cannot
 resume the run itself. A warm start continues from a committed actor snapshot instead: the run's
-step count starts at the snapshot's env steps; the actor samples --warm-collect-steps env steps into
-the empty buffer with no updates; then --warm-critic-steps steps train the new critics alone (actor
-and alpha held, alpha at the snapshot's recorded value or --warm-alpha) so the actor first meets a
-critic that knows it; then SAC goes on as usual. Its own checkpoints resume bit for bit as above.
+step count starts at the snapshot's env steps; --warm-collect-steps env steps fill the empty buffer
+with no updates; then --warm-critic-steps steps train the new critics alone (actor and alpha held,
+alpha at the snapshot's recorded value or --warm-alpha) so the actor first meets critics that know
+it; then SAC goes on as usual. While the actor is held, each step acts uniformly at random with
+probability --warm-random-prob, else with the actor's sampled action: critics fitted to the actor's
+own actions alone misjudge the others, and the actor collapsed as soon as it followed them. Its own
+checkpoints resume bit for bit as above.
 """
 from __future__ import annotations
 
@@ -62,7 +65,8 @@ REF_MIN, REF_MAX = -280.178953, 12135.0
 # settings that must match for a checkpoint to be resumed (total_steps etc. may change)
 TRAINING_KEYS = ("seed", "warmup_steps", "batch_size", "buffer_size", "hidden", "lr", "gamma", "tau",
                  "init_alpha", "target_entropy", "eval_every", "eval_episodes", "checkpoint_every",
-                 "medium_return", "warm_start", "warm_collect_steps", "warm_critic_steps", "warm_alpha")
+                 "medium_return", "warm_start", "warm_collect_steps", "warm_critic_steps", "warm_alpha",
+                 "warm_random_prob")
 
 
 @dataclass
@@ -92,8 +96,13 @@ class SACConfig:
               "from on a machine without the run's checkpoint; steps count on from the snapshot's env steps")
     warm_collect_steps: int = config_field(10_000, "warm start: env steps the snapshot's actor samples into the "
                                                    "empty buffer before any update")
-    warm_critic_steps: int = config_field(20_000, "warm start: then this many steps (one update each) train the "
-                                                  "new critics alone, actor and alpha held")
+    warm_critic_steps: int = config_field(
+        100_000, "warm start: then this many steps (one update each) train the new critics alone, actor and alpha "
+                 "held; Q nears its fixed point with time constant 1/(tau (1 - gamma)) = 20,000 updates")
+    warm_random_prob: float = config_field(
+        0.5, "warm start: until the actor learns, each step takes a uniform random action with this probability, "
+             "so the new critics also learn what actions away from the actor's are worth (critics fitted to the "
+             "actor's own actions alone misled it: it collapsed when it began to learn; docs/tasks.md)")
     warm_alpha: float | None = config_field(
         None, "warm start: entropy temperature to start from (default: the snapshot's recorded alpha, else 0.1)")
     device: str = config_field("cpu", "cpu, cuda or auto")
@@ -391,7 +400,12 @@ class Trainer:
 
     # acting
     def _act(self, obs: np.ndarray) -> tuple[np.ndarray, float]:
-        if self.warm is None and self.step < self.cfg.warmup_steps:
+        if self.warm is None:
+            explore = self.step < self.cfg.warmup_steps
+        else:  # the warm start's broadened data, while the actor is held
+            p = self.cfg.warm_random_prob
+            explore = self.step < self.actor_from and p > 0 and bool(torch.rand(()) < p)
+        if explore:
             action = torch.rand(ACT_DIM) * 2.0 - 1.0
             return action.numpy(), -ACT_DIM * math.log(2.0)  # density of U(-1, 1)^6
         with torch.no_grad():
