@@ -192,6 +192,10 @@ def test_warm_start_continues_from_an_actor_snapshot(tiny_run, tmp_path):
     best = json.loads((Path(straight["run_dir"]) / "best.json").read_text())
     assert best["warm_start"]["env_steps"] == start and best["gradient_updates"] >= meta["gradient_updates"]
     assert straight["medium"]["step"] is None  # a warm start takes no medium snapshot
+    ramped = Trainer(SACConfig(**dict(warm, warm_actor_ramp_steps=1000)))
+    ramped.warm_start()
+    ramped.train(total_steps=start + 2500)  # 501 actor steps into a 1000-step ramp
+    assert ramped.agent.actor_opt.param_groups[0]["lr"] == pytest.approx(TINY.get("lr", 3e-4) * 501 / 1000)
     with pytest.raises(ValueError, match="--hidden 32"):
         Trainer(SACConfig(**dict(warm, hidden=64))).warm_start()
 

@@ -66,7 +66,7 @@ REF_MIN, REF_MAX = -280.178953, 12135.0
 TRAINING_KEYS = ("seed", "warmup_steps", "batch_size", "buffer_size", "hidden", "lr", "gamma", "tau",
                  "init_alpha", "target_entropy", "eval_every", "eval_episodes", "checkpoint_every",
                  "medium_return", "warm_start", "warm_collect_steps", "warm_critic_steps", "warm_alpha",
-                 "warm_random_prob")
+                 "warm_random_prob", "warm_actor_ramp_steps")
 
 
 @dataclass
@@ -103,6 +103,9 @@ class SACConfig:
         0.5, "warm start: until the actor learns, each step takes a uniform random action with this probability, "
              "so the new critics also learn what actions away from the actor's are worth (critics fitted to the "
              "actor's own actions alone misled it: it collapsed when it began to learn; docs/tasks.md)")
+    warm_actor_ramp_steps: int = config_field(
+        0, "warm start: once the actor learns, its learning rate rises linearly from 0 to --lr over this many "
+           "steps (0: at once), so the critics can follow what it does")
     warm_alpha: float | None = config_field(
         None, "warm start: entropy temperature to start from (default: the snapshot's recorded alpha, else 0.1)")
     device: str = config_field("cpu", "cpu, cuda or auto")
@@ -333,6 +336,13 @@ class Trainer:
             self.learn_from = self.warm["env_steps"] + self.cfg.warm_collect_steps
             self.actor_from = self.learn_from + self.cfg.warm_critic_steps
 
+    def _ramp_actor_lr(self) -> None:
+        ramp = self.cfg.warm_actor_ramp_steps
+        if self.warm is not None and ramp > 0 and self.step < self.actor_from + ramp:
+            scale = max(0, self.step - self.actor_from + 1) / ramp
+            for group in self.agent.actor_opt.param_groups:
+                group["lr"] = self.cfg.lr * scale
+
     def warm_start(self) -> None:
         """Continue from the --warm-start actor snapshot (a fresh trainer only): its weights, its env
         step count, alpha as recorded with it (or --warm-alpha, else 0.1); new critics, empty buffer."""
@@ -478,6 +488,7 @@ class Trainer:
             while self.step < total:
                 self.env_step()
                 if self.step >= self.learn_from:
+                    self._ramp_actor_lr()
                     window.add(self.agent.update(*self.buffer.sample(cfg.batch_size),
                                                  train_actor=self.step >= self.actor_from))
                     updates_since += 1
