@@ -352,3 +352,16 @@ def test_publish_copies_snapshots_into_assets(tiny_run, tmp_path):
     actor, meta = load_snapshot(tmp_path / "assets" / "expert.pt", 17, 6)  # sha256 still valid
     assert meta["published_as"] == "expert" and meta["file"] == "expert.pt" and meta["expert_level"] is False
     assert "kept the committed one" in publish(run, tmp_path / "assets")[1]  # not better: kept
+
+
+def test_changed_settings_reads_keys_a_checkpoint_predates_as_defaults():
+    """A checkpoint written before the warm-start settings existed still resumes (and still serves
+    medium-replay); a warm-started run's never passes for a run from scratch."""
+    from dataclasses import asdict
+
+    from tasks.halfcheetah.sac import changed_settings
+
+    cfg = SACConfig(**TINY)
+    saved = {k: v for k, v in asdict(cfg).items() if not k.startswith("warm_")}
+    assert changed_settings(saved, cfg) == []
+    assert changed_settings(dict(saved, warm_start="expert.pt", lr=1e-3), cfg) == ["lr", "warm_start"]

@@ -111,7 +111,7 @@ def replay_dataset(steps: int, seed: int, show_progress: bool = True, cfg=None,
                    root: str | Path | None = None) -> dict[str, np.ndarray]:
     """The seeded SAC run's replay buffer after `steps` env steps, in D4RL's layout."""
     from common.checkpoint import CheckpointError, load_checkpoint
-    from tasks.halfcheetah.sac import TRAINING_KEYS, Trainer, to_d4rl
+    from tasks.halfcheetah.sac import Trainer, changed_settings, to_d4rl
 
     cfg = _medium_sac_config(seed, show_progress) if cfg is None else replace(cfg, seed=seed)
     ckpt_path = Path(root or cfg.root).expanduser() / "halfcheetah" / "train" / f"seed{seed}" / "checkpoint.pt"
@@ -121,7 +121,7 @@ def replay_dataset(steps: int, seed: int, show_progress: bool = True, cfg=None,
         except CheckpointError:
             ckpt = None
         if (ckpt is not None and ckpt.get("kind") == "halfcheetah-sac" and ckpt["step"] >= steps
-                and all(ckpt["config"].get(k) == getattr(cfg, k) for k in TRAINING_KEYS)):
+                and not changed_settings(ckpt["config"], cfg)):
             print(f"medium-replay: the first {steps} transitions of {ckpt_path} (step {ckpt['step']})",
                   file=sys.stderr)
             return checkpoint_transitions(ckpt, steps)

@@ -94,8 +94,8 @@ class SACConfig:
     warm_start: str | None = config_field(
         None, "actor snapshot (.pt with its .json sidecar, e.g. tasks/halfcheetah/assets/expert.pt) to continue "
               "from on a machine without the run's checkpoint; steps count on from the snapshot's env steps")
-    warm_collect_steps: int = config_field(10_000, "warm start: env steps the snapshot's actor samples into the "
-                                                   "empty buffer before any update")
+    warm_collect_steps: int = config_field(10_000, "warm start: env steps into the empty buffer (see --warm-random-prob) "
+                                                   "before any update")
     warm_critic_steps: int = config_field(
         100_000, "warm start: then this many steps (one update each) train the new critics alone, actor and alpha "
                  "held; Q nears its fixed point with time constant 1/(tau (1 - gamma)) = 20,000 updates")
@@ -114,6 +114,13 @@ class SACConfig:
                                                        "<root>/halfcheetah/train/seed<k>/")
     resume: bool = config_field(True, "continue from the run's checkpoint.pt when there is one")
     progress: bool = config_field(True, "show a progress bar")
+
+
+def changed_settings(saved: dict[str, Any], cfg: SACConfig) -> list[str]:
+    """The TRAINING_KEYS on which a checkpoint's saved config differs from `cfg` (a key the saved
+    config predates counts as its default)."""
+    defaults, mine = asdict(SACConfig()), asdict(cfg)
+    return [k for k in TRAINING_KEYS if mine[k] != saved.get(k, defaults[k])]
 
 
 def reset_seed(*words: int) -> int:
@@ -386,7 +393,7 @@ class Trainer:
             raise CheckpointError(f"not a halfcheetah SAC checkpoint (kind={ckpt.get('kind')}, "
                                   f"format={ckpt.get('format')})")
         mine, theirs = asdict(self.cfg), ckpt["config"]
-        changed = [k for k in TRAINING_KEYS if mine[k] != theirs.get(k)]
+        changed = changed_settings(theirs, self.cfg)
         if changed:
             raise CheckpointError("the checkpoint was trained with other settings: " + ", ".join(
                 f"{k}={theirs.get(k)!r} (now {mine[k]!r})" for k in changed) + "; pass the same settings "
