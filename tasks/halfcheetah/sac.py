@@ -392,11 +392,11 @@ class Trainer:
         if ckpt.get("kind") != "halfcheetah-sac" or ckpt.get("format") != CHECKPOINT_FORMAT:
             raise CheckpointError(f"not a halfcheetah SAC checkpoint (kind={ckpt.get('kind')}, "
                                   f"format={ckpt.get('format')})")
-        mine, theirs = asdict(self.cfg), ckpt["config"]
+        mine, theirs = asdict(self.cfg), {**asdict(SACConfig()), **ckpt["config"]}  # predated keys: defaults
         changed = changed_settings(theirs, self.cfg)
         if changed:
             raise CheckpointError("the checkpoint was trained with other settings: " + ", ".join(
-                f"{k}={theirs.get(k)!r} (now {mine[k]!r})" for k in changed) + "; pass the same settings "
+                f"{k}={theirs[k]!r} (now {mine[k]!r})" for k in changed) + "; pass the same settings "
                 "or start a new run (--no-resume, or another --root / --seed)")
         self.agent.load_state_dict(ckpt["agent"])
         self.buffer.load_state_dict(ckpt["buffer"])
