@@ -22,7 +22,8 @@ from common.cli import add_config_arguments, config_field, config_from_args
 from common.run_dir import RunAlreadyComplete, RunDir
 from tasks.antmaze.checkpoint import POLICY_ENV_VAR, POLICY_FILE_NAME
 from tasks.datasets import (DatasetError, code_version, dataset_provenance, find_dataset,
-                            generate_dataset, read_dataset, search_dirs, trajectories, write_dir)
+                            generate_dataset, read_dataset, search_dirs, stale_sources, trajectories,
+                            write_dir)
 from tasks.evaluation import evaluate_policy, get_normalized_score, make_policy
 from tasks.registry import TASKS, UnknownTaskError, get_task
 
@@ -98,6 +99,8 @@ def cmd_info(cfg: InfoConfig) -> int:
     provenance = dataset_provenance(path)
     print("  provenance: " + (", ".join(f"{k}={v}" for k, v in sorted(provenance.items()))
                               or "none (not made by this project: e.g. D4RL's own file)"))
+    for line in stale_sources(path, spec):
+        print(f"  STALE: {line} (regenerate: `python -m tasks generate {spec.name} --overwrite`)")
     return 0
 
 
@@ -115,7 +118,9 @@ def cmd_generate(cfg: GenerateConfig) -> int:
     use_policy_file(cfg.policy_file)
     existing = (cfg.out if os.path.exists(cfg.out) else None) if cfg.out else find_dataset(cfg.env, cfg.data_dir)
     if cfg.skip_existing and existing:
-        print(f"{existing} exists; nothing to do (--skip-existing)")
+        stale = stale_sources(existing, get_task(cfg.env))
+        print(f"{existing} exists; nothing to do (--skip-existing)"
+              + (f"; but it is STALE ({'; '.join(stale)}): pass --overwrite instead" if stale else ""))
         return 0
     start = time.perf_counter()
     path = generate_dataset(cfg.env, out=cfg.out, steps=cfg.steps, seed=cfg.seed, data_dir=cfg.data_dir,

@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import urllib.request
+import warnings
 from pathlib import Path
 
 import h5py
@@ -37,6 +38,13 @@ class DatasetError(RuntimeError):
 
 class DatasetNotFoundError(DatasetError):
     pass
+
+
+class StaleDatasetWarning(UserWarning):
+    """A generated file was made from other sources (e.g. policy snapshots) than the current ones."""
+
+
+SOURCE_ATTR_PREFIX = "source_"  # HDF5 attribute prefix of TaskSpec.dataset_sources entries
 
 
 # --- where files live ----------------------------------------------------------------------
@@ -178,7 +186,33 @@ def generate_dataset(name: str, out: str | os.PathLike | None = None, steps: int
              "seed": seed, "steps": steps, "mujoco_version": mujoco.__version__,
              "numpy_version": np.__version__,
              "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    attrs.update({SOURCE_ATTR_PREFIX + key: value for key, value in current_sources(spec).items()})
     return write_dataset(path, data, attrs)
+
+
+def current_sources(spec: TaskSpec) -> dict[str, str]:
+    return spec.dataset_sources() if spec.dataset_sources else {}
+
+
+def stale_sources(path: str | os.PathLike, spec: TaskSpec) -> list[str]:
+    """The sources a generated file was made from that differ from the current ones, one line each
+    ("expert_sha256: 9b83b407... in the file, 1861f433... now"); empty for D4RL's own files."""
+    stored = dataset_provenance(path)
+    lines = []
+    for key, now in current_sources(spec).items():
+        then = stored.get(SOURCE_ATTR_PREFIX + key)
+        if then is not None and then != now:
+            lines.append(f"{key}: {str(then)[:12]} in the file, {now[:12]} now")
+    return lines
+
+
+def warn_if_stale(path: str | os.PathLike, spec: TaskSpec) -> None:
+    stale = stale_sources(path, spec)
+    if stale:
+        warnings.warn(f"{path} was generated from other sources than {spec.name}'s current ones "
+                      f"({'; '.join(stale)}): it is not the dataset this code makes now. Regenerate it with "
+                      f"`python -m tasks generate {spec.name} --overwrite` (or keep it knowingly).",
+                      StaleDatasetWarning, stacklevel=3)
 
 
 def download_dataset(spec: TaskSpec, dest: Path, timeout_s: float = 30.0) -> Path:
@@ -208,6 +242,7 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, generate:
         raise DatasetNotFoundError(
             f"no dataset for {name}: put {spec.dataset_file} in one of "
             f"{', '.join(map(str, search_dirs(data_dir)))} (or pass --data-dir)")
+    warn_if_stale(path, spec)
     return read_dataset(path, spec)
 
 

@@ -31,6 +31,9 @@ class TaskSpec:
     dataset_url: str | None = None              # D4RL's download address, if any
     # generate(spec, steps, seed, show_progress) -> dict of arrays in D4RL's layout
     generate: Callable[["TaskSpec", int, int, bool], dict[str, np.ndarray]] | None = None
+    # dataset_sources() -> {name: id} of what `generate` reads besides code and seed (e.g. a committed
+    # policy's sha256): stored in a generated file, checked against the current ones when it is loaded
+    dataset_sources: Callable[[], dict[str, str]] | None = None
     default_dataset_steps: int = 1_000_000      # D4RL's dataset size
     dataset_keys: tuple[str, ...] = ("observations", "actions", "rewards", "terminals", "timeouts")
     # scripted policies besides "random": name -> factory(spec, seed, d4rl_protocol) -> batch policy
@@ -109,7 +112,8 @@ _register_antmaze()
 
 def _register_halfcheetah() -> None:
     from tasks.halfcheetah import (DATASET_KEYS, HALFCHEETAH_TASKS, MAX_EPISODE_STEPS, REF_MAX, REF_MIN,
-                                   SCRIPTED_POLICIES, dataset_steps, make_generator, make_halfcheetah_env)
+                                   SCRIPTED_POLICIES, dataset_steps, make_generator, make_halfcheetah_env,
+                                   make_sources)
 
     for name, (kind, file_name) in HALFCHEETAH_TASKS.items():
         register(TaskSpec(
@@ -117,7 +121,8 @@ def _register_halfcheetah() -> None:
             max_episode_steps=MAX_EPISODE_STEPS, ref_min_score=REF_MIN, ref_max_score=REF_MAX,
             obs_dim=17, act_dim=6, dataset_file=file_name,
             dataset_url=f"{D4RL_SERVER}/gym_mujoco_v2/{file_name}", generate=make_generator(kind),
-            default_dataset_steps=dataset_steps(kind), dataset_keys=DATASET_KEYS,
+            dataset_sources=make_sources(kind), default_dataset_steps=dataset_steps(kind),
+            dataset_keys=DATASET_KEYS,
             scripted_policies=dict(SCRIPTED_POLICIES),
         ))
 

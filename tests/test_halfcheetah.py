@@ -284,6 +284,70 @@ def test_generate_medium_and_medium_expert_layout_and_determinism(fake_assets, t
     assert not np.array_equal(other["actions"], data["actions"])
 
 
+def test_a_dataset_made_from_a_replaced_snapshot_is_flagged_stale(fake_assets, tmp_path, capsys):
+    """Generated files record the sha256 of the snapshots they were made from; after a new expert
+    is published, loading the old medium-expert file warns (the medium file, made without it, not)."""
+    import warnings
+
+    from tasks.__main__ import main
+    from tasks.datasets import StaleDatasetWarning, load_dataset
+
+    data_dir = tmp_path / "data"
+    sha = {n: json.loads((fake_assets / f"{n}.json").read_text())["sha256"] for n in ("medium", "expert")}
+    for name in ("halfcheetah-medium-v2", "halfcheetah-medium-expert-v2"):
+        generate_dataset(name, data_dir=data_dir, steps=1200, seed=0, show_progress=False)
+    with h5py.File(data_dir / "halfcheetah_medium_expert-v2.hdf5") as f:
+        assert (f.attrs["source_medium_sha256"], f.attrs["source_expert_sha256"]) == (sha["medium"], sha["expert"])
+    with h5py.File(data_dir / "halfcheetah_medium-v2.hdf5") as f:
+        assert f.attrs["source_medium_sha256"] == sha["medium"] and "source_expert_sha256" not in f.attrs
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", StaleDatasetWarning)  # nothing stale yet
+        fresh = load_dataset("halfcheetah-medium-expert-v2", data_dir, show_progress=False)
+    random_actor_snapshot(fake_assets / "expert.pt", 7)  # a new expert is published
+    new_sha = json.loads((fake_assets / "expert.json").read_text())["sha256"]
+    with pytest.warns(StaleDatasetWarning, match=f"expert_sha256: {sha['expert'][:12]} in the file, "
+                                                 f"{new_sha[:12]} now") as caught:
+        stale = load_dataset("halfcheetah-medium-expert-v2", data_dir, show_progress=False)
+    assert "--overwrite" in str(caught[0].message)
+    np.testing.assert_array_equal(stale["actions"], fresh["actions"])  # a warning, the file is still read
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", StaleDatasetWarning)
+        load_dataset("halfcheetah-medium-v2", data_dir, show_progress=False)
+    capsys.readouterr()
+    assert main(["info", "halfcheetah-medium-expert-v2", "--data-dir", str(data_dir)]) == 0
+    assert "STALE: expert_sha256" in capsys.readouterr().out
+    generate_dataset("halfcheetah-medium-expert-v2", data_dir=data_dir, steps=1200, seed=0, overwrite=True,
+                     show_progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", StaleDatasetWarning)  # regenerated: current again
+        renewed = load_dataset("halfcheetah-medium-expert-v2", data_dir, show_progress=False)
+    assert not np.array_equal(renewed["actions"][600:], fresh["actions"][600:])  # the expert half changed
+    np.testing.assert_array_equal(renewed["actions"][:600], fresh["actions"][:600])  # the medium half did not
+
+
+def test_dataset_stats_script_reports_medium_expert_per_part(fake_assets, tmp_path):
+    sys.path.insert(0, str(ROOT))
+    from benchmarks import halfcheetah_dataset_stats
+
+    path = generate_dataset("halfcheetah-medium-expert-v2", data_dir=tmp_path, steps=3000, seed=1,
+                            show_progress=False)
+    out = tmp_path / "stats.json"
+    assert halfcheetah_dataset_stats.main([str(path), "--out", str(out)]) == 0
+    stats = json.loads(out.read_text())["datasets"][0]
+    rewards = read_dataset(path)["rewards"].astype(np.float64)
+    # episodes by hand: medium rows 0-999, 1000-1499 (ends with its part), expert rows 1500-2499, 2500-2999
+    by_hand = {"medium_part": [rewards[:1000].sum(), rewards[1000:1500].sum()],
+               "expert_part": [rewards[1500:2500].sum(), rewards[2500:].sum()]}
+    by_hand["all"] = by_hand["medium_part"] + by_hand["expert_part"]
+    for part, returns in by_hand.items():
+        assert stats[part]["episodes"] == len(returns)
+        np.testing.assert_allclose([stats[part]["return_mean"], stats[part]["return_std"], stats[part]["return_max"]],
+                                   [np.mean(returns), np.std(returns), np.max(returns)], rtol=1e-9)
+    assert (stats["medium_part"]["steps"], stats["expert_part"]["steps"], stats["all"]["steps"]) == (1500, 1500, 3000)
+    np.testing.assert_allclose(stats["all"]["normalized_mean"],
+                               get_task("halfcheetah-medium-expert-v2").normalized_score(np.mean(by_hand["all"])))
+
+
 def test_medium_replay_is_the_seeded_runs_buffer(tiny_run, tmp_path):
     cfg = SACConfig(**TINY)
     rerun = replay_dataset(1200, seed=0, cfg=cfg, root=tmp_path / "none")

@@ -22,6 +22,8 @@ HALFCHEETAH_TASKS = {
     "halfcheetah-medium-expert-v2": ("medium-expert", "halfcheetah_medium_expert-v2.hdf5"),
 }
 D4RL_SIZES = {"medium": 1_000_000, "medium-replay": 202_000, "medium-expert": 2_000_000}
+# the committed snapshots each dataset kind is made from (medium-replay: the run up to the medium point)
+SNAPSHOTS_USED = {"medium": ("medium",), "medium-replay": ("medium",), "medium-expert": ("medium", "expert")}
 
 
 def make_halfcheetah_env() -> HalfCheetahEnv:
@@ -36,6 +38,21 @@ def dataset_steps(kind: str) -> int:
         if sidecar.is_file():
             return int(json.loads(sidecar.read_text())["env_steps"])
     return D4RL_SIZES[kind]
+
+
+def make_sources(kind: str):
+    """TaskSpec.dataset_sources for one dataset kind: {"<snapshot>_sha256": sha256 of the committed
+    .pt} for each snapshot the data is made from (a snapshot not committed yet is left out)."""
+
+    def sources() -> dict[str, str]:
+        found = {}
+        for name in SNAPSHOTS_USED[kind]:
+            sidecar = ASSETS_DIR / f"{name}.json"
+            if sidecar.is_file():
+                found[f"{name}_sha256"] = json.loads(sidecar.read_text())["sha256"]
+        return found
+
+    return sources
 
 
 def snapshot_policy(name: str, stochastic: bool):
