@@ -242,6 +242,22 @@ def test_committed_snapshots_load_and_describe_themselves():
         assert action.shape == (6,) and np.all(np.abs(action) <= 1) and np.isfinite(logp)
 
 
+def test_committed_expert_and_medium_play_at_their_levels():
+    """The published claims hold when the snapshots act: one tanh(mean) episode each (D4RL: medium
+    about 40-45 normalised, expert about 88 and up)."""
+    sidecars = {n: ROOT / "tasks" / "halfcheetah" / "assets" / f"{n}.json" for n in ("medium", "expert")}
+    if not all(path.exists() for path in sidecars.values()):
+        pytest.skip("no committed snapshots yet")
+    expert_meta = json.loads(sidecars["expert"].read_text())
+    assert expert_meta["expert_level"] is True and expert_meta["normalized_score"] >= 88.0
+    spec = get_task("halfcheetah-medium-v2")
+    score = {n: float(spec.normalized_score(evaluate_policy(spec.name, make_policy(spec.name, f"{n}-mean", seed=3),
+                                                             episodes=1, seed=3, num_envs=1)[0]))
+             for n in ("medium", "expert")}
+    assert 35.0 <= score["medium"] <= 50.0, score
+    assert score["expert"] >= 88.0, score
+
+
 # --- datasets ---------------------------------------------------------------------------------------
 def _check_layout(data, n):
     assert set(data) == set(halfcheetah.DATASET_KEYS)

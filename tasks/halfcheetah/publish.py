@@ -49,7 +49,8 @@ def publish(run_dir: Path, assets_dir: Path, replace_medium: bool = False) -> li
     elif medium.is_file():
         done.append("medium: kept the committed one (--replace-medium to replace it)")
     else:
-        done.append("medium: the run has not reached --medium-return yet")
+        done.append("medium: the run has no medium snapshot (it has not reached --medium-return, or it was "
+                    "warm-started past it); the committed one stays")
     if best.is_file():
         new = json.loads(best.with_suffix(".json").read_text())
         old_side = assets_dir / "expert.json"
