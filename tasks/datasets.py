@@ -180,13 +180,14 @@ def generate_dataset(name: str, out: str | os.PathLike | None = None, steps: int
     path = Path(out) if out else write_dir(data_dir) / spec.dataset_file
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass --overwrite to replace it, or --out another path")
+    sources = current_sources(spec)  # read before generating: what the data below is made from
     data = spec.generate(spec, steps, seed, show_progress)
     attrs = {"env": name, "generator": f"tasks ({spec.domain}): D4RL's generation procedure",
              "generator_version": DATASET_FORMAT_VERSION, "code_version": code_version(),
              "seed": seed, "steps": steps, "mujoco_version": mujoco.__version__,
              "numpy_version": np.__version__,
              "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
-    attrs.update({SOURCE_ATTR_PREFIX + key: value for key, value in current_sources(spec).items()})
+    attrs.update({SOURCE_ATTR_PREFIX + key: value for key, value in sources.items()})
     return write_dataset(path, data, attrs)
 
 
