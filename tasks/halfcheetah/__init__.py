@@ -30,14 +30,18 @@ def make_halfcheetah_env() -> HalfCheetahEnv:
     return HalfCheetahEnv()
 
 
+def committed_sidecar(name: str) -> dict | None:
+    """The JSON sidecar of the committed `name` snapshot, None if there is none. Read here without
+    the snapshot module (it imports torch), since the task registry calls this at import time."""
+    sidecar = ASSETS_DIR / f"{name}.json"
+    return json.loads(sidecar.read_text()) if sidecar.is_file() else None
+
+
 def dataset_steps(kind: str) -> int:
     """Default size: D4RL's, except medium-replay: the env steps of the run that made the committed
     medium snapshot (its buffer up to the medium point), D4RL's 202,000 while there is none."""
-    if kind == "medium-replay":
-        sidecar = ASSETS_DIR / "medium.json"
-        if sidecar.is_file():
-            return int(json.loads(sidecar.read_text())["env_steps"])
-    return D4RL_SIZES[kind]
+    medium = committed_sidecar("medium") if kind == "medium-replay" else None
+    return int(medium["env_steps"]) if medium else D4RL_SIZES[kind]
 
 
 def make_sources(kind: str):
@@ -45,12 +49,8 @@ def make_sources(kind: str):
     .pt} for each snapshot the data is made from (a snapshot not committed yet is left out)."""
 
     def sources() -> dict[str, str]:
-        found = {}
-        for name in SNAPSHOTS_USED[kind]:
-            sidecar = ASSETS_DIR / f"{name}.json"
-            if sidecar.is_file():
-                found[f"{name}_sha256"] = json.loads(sidecar.read_text())["sha256"]
-        return found
+        sidecars = {name: committed_sidecar(name) for name in SNAPSHOTS_USED[kind]}
+        return {f"{name}_sha256": meta["sha256"] for name, meta in sidecars.items() if meta}
 
     return sources
 
