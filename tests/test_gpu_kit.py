@@ -59,6 +59,40 @@ def test_train_stage_runs_a_manager_chunk(data_dir, tmp_path):
     assert (work / ".gpu_runs" / "maze2d-umaze-v1" / "manager" / "seed0" / "manager.pt").exists()
 
 
+def test_train_stage_stops_a_manager_chunk_at_its_time_limit(data_dir, tmp_path):
+    """`train` hands $CHUNK_TIME_LIMIT_S to the Manager's --time-limit-s: the call stops at a checkpoint."""
+    work, out = tmp_path / "work", tmp_path / "out"
+    work.mkdir(), out.mkdir()
+    result = run_stage(["train", "python3", "-m", "manager", "train", "--mode", "manager", "--env", "maze2d-umaze-v1",
+                        "--profile", "smoke", "--steps", "1000000", "--checkpoint-every", "100"], work, out, data_dir,
+                       CHUNK_TIME_LIMIT_S="2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    stopped = re.search(r"stopped at step (\d+)/1000000", (out / "train.log").read_text())
+    assert stopped and int(stopped.group(1)) % 100 == 0, result.stdout
+    run = work / ".gpu_runs" / "maze2d-umaze-v1" / "manager" / "seed0"
+    assert (run / "checkpoint.pt").exists() and not (run / "manager.pt").exists()
+
+
+def test_session_stage_trains_for_what_is_left_of_its_budget(data_dir, tmp_path):
+    """`session` (speed measurements skipped here) gives the training command the budget's remainder."""
+    work, out = tmp_path / "work", tmp_path / "out"
+    work.mkdir(), out.mkdir()
+    manager = ["python3", "-m", "manager", "train", "--mode", "manager", "--env", "maze2d-umaze-v1",
+               "--profile", "smoke", "--steps", "50"]
+    result = run_stage(["session", *manager], work, out, data_dir, SESSION_SPEED="0", SESSION_BUDGET_S="200")
+    assert result.returncode == 0, result.stdout + result.stderr
+    left = int(re.search(r"(\d+) s left for", (out / "session.txt").read_text()).group(1))
+    assert 120 <= left <= 140  # 200 s less the time spent before training and the 60 s kept for the parts
+    run = work / ".gpu_runs" / "maze2d-umaze-v1" / "manager" / "seed0"
+    assert f"time_limit_s: {left}" in (run / "config.yaml").read_text()
+    assert (run / "manager.pt").exists() and sorted(out.glob("gpu_runs.tar.part*"))
+    # too small a budget trains nothing (and says so); a worker command is refused (it stops by steps)
+    short = run_stage(["session", *manager], work, out, data_dir, SESSION_SPEED="0", SESSION_BUDGET_S="100")
+    assert short.returncode == 0 and "no training this call" in short.stdout
+    worker = run_stage(["session", "python3", "-m", "corl", "bc"], work, out, data_dir, SESSION_SPEED="0")
+    assert worker.returncode == 2 and "--chunk_steps" in worker.stderr
+
+
 def test_train_stage_runs_a_grid_across_calls(data_dir, tmp_path):
     """A grid cut by the call's time limit stops its cells cleanly; the same call again resumes it."""
     work, out = tmp_path / "work", tmp_path / "out"
@@ -66,7 +100,7 @@ def test_train_stage_runs_a_grid_across_calls(data_dir, tmp_path):
     grid = ["train", "python3", "-m", "runs", "table1", "--envs", "maze2d-umaze-v1", "--seeds", "0,1",
             "--profile", "smoke", "--stack-seeds"]
     # the first stacked job (two seeds of td_mpc: training, then MPC scoring) takes about 20 s here
-    cut = run_stage(grid, work, out, data_dir, GRID_TIME_LIMIT_S="12")
+    cut = run_stage(grid, work, out, data_dir, CHUNK_TIME_LIMIT_S="12")
     assert cut.returncode == 124, cut.stdout + cut.stderr  # timeout's status: stopped by the time limit
     assert "[grid] interrupted" in (out / "train.log").read_text() and sorted(out.glob("gpu_runs.tar.part*"))
     manifests = {p: json.loads(p.read_text()) for p in (work / ".gpu_runs").glob("maze2d-umaze-v1/*/seed*/manifest.json")}

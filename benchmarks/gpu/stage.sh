@@ -2,17 +2,20 @@
 # Run THERE (the lent GPU machine, through the device tool's `run`), from the repo root; each stage
 # fits one 10-minute call. docs/gpu.md has the plan and how results come back.
 #
+#   bash benchmarks/gpu/stage.sh session CMD...  # a whole lent session in one call: speed, then CMD (a Manager,
+#                                                # flat-agent or grid command) for what is left of
+#                                                # $SESSION_BUDGET_S (540 s), returned like `train`
 #   bash benchmarks/gpu/stage.sh speed           # manager + worker updates/s and planning ms (~5 min)
 #   bash benchmarks/gpu/stage.sh compile         # manager updates/s eager vs torch.compile, paper sizes
 #   bash benchmarks/gpu/stage.sh stacked [ARGS]  # 5 seeds as one StackedAgents vs one after the other, paper
 #                                                # sizes (ARGS go to manager_speed.py, e.g. --compile --modes manager)
 #   bash benchmarks/gpu/stage.sh train CMD...    # one resumable chunk of a training command, e.g.
 #        bash benchmarks/gpu/stage.sh train python3 -m manager train --mode manager \
-#             --env maze2d-medium-v1 --profile paper --time-limit-s 480
+#             --env maze2d-medium-v1 --profile paper    # stopped after $CHUNK_TIME_LIMIT_S (480 s)
 #        bash benchmarks/gpu/stage.sh train python3 -m corl bc --env maze2d-medium-v1 --intent none \
 #             --profile paper --chunk_steps 100000
 #        bash benchmarks/gpu/stage.sh train python3 -m runs table2 --envs maze2d-umaze-v1 --seeds 0,1,2 \
-#             --profile paper --stack-seeds          # a grid, stopped after $GRID_TIME_LIMIT_S (480 s)
+#             --profile paper --stack-seeds          # a grid, likewise
 #
 # `train` adds --device cuda and the run folder .gpu_runs/; datasets live in $D4RL_DATASET_DIR (default
 # /tmp/d4rl), regenerated when the machine is fresh (maze2d: about a minute). It returns .gpu_runs/ as
@@ -27,12 +30,54 @@ if [ -d .whl ]; then
 fi
 if command -v nvidia-smi >/dev/null; then nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"; fi
 python3 -c "import torch, gymnasium, mujoco, h5py, pyrallis; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
-stage=${1:?stage: speed | compile | stacked [ARGS] | train CMD...}; shift
-case "$stage" in
-speed)
+stage=${1:?stage: session CMD... | speed | compile | stacked [ARGS] | train CMD...}; shift
+
+speed() {
     python3 benchmarks/manager_speed.py --device "$DEVICE" --out "$OUT/manager_speed_gpu.json" 2>&1 | tee "$OUT/manager_speed.log"
-    corl=(); [ -d .corl_ref ] && corl=(--corl .corl_ref)
+    local corl=(); [ -d .corl_ref ] && corl=(--corl .corl_ref)
     python3 benchmarks/worker_speed.py "${corl[@]}" --device "$DEVICE" --out "$OUT/worker_speed_gpu.json" 2>&1 | tee "$OUT/worker_speed.log"
+}
+
+# train_chunk SECONDS CMD...: one resumable chunk of CMD stopped after about SECONDS of training, then
+# .gpu_runs/ as 15 MiB parts in $OUT. Datasets: found in and regenerated into $D4RL_DATASET_DIR by the
+# task layer. Only the run folder and the progress flag are spelled differently by the workers' pyrallis
+# CLI and the Manager's argparse one. The Manager and the flat agents stop at their first checkpoint
+# after --time-limit-s (given here unless CMD has one); a grid (python3 -m runs ...) gets Ctrl-C after
+# SECONDS: it stops its cells cleanly and the next call's same command resumes them from their
+# checkpoints (--foreground: the signal goes to the grid alone, once, not to its whole process group);
+# a worker stops after its own --chunk_steps.
+train_chunk() {
+    local seconds=$1; shift
+    mkdir -p .gpu_runs "$D4RL_DATASET_DIR"
+    local extra limit=()
+    case " $* " in
+        *" -m corl "*) extra=(--runs_dir .gpu_runs --progress false) ;;
+        *" -m runs "*) extra=(--runs-dir .gpu_runs); limit=(timeout --foreground -s INT "$seconds") ;;
+        *" --time-limit-s "*) extra=(--runs-dir .gpu_runs --no-progress) ;;
+        *) extra=(--runs-dir .gpu_runs --no-progress --time-limit-s "$seconds") ;;
+    esac
+    local status=0
+    "${limit[@]}" "$@" --device "$DEVICE" "${extra[@]}" 2>&1 | tee "$OUT/train.log" || status=$?
+    tar cf - .gpu_runs | split -b 15M - "$OUT/gpu_runs.tar.part"
+    return $status
+}
+
+case "$stage" in
+session)
+    # the device time of a lent session (15 min, the machine's start included) fits one full call:
+    # measure first (it decides the rest), then train for what is left of the budget, keeping 60 s for
+    # the last checkpoint and the parts
+    [ $# -ge 1 ] || { echo "session needs a training command, e.g. python3 -m manager train --mode manager ..." >&2; exit 2; }
+    case " $* " in *" -m corl "*) echo "session: a worker stops by --chunk_steps, not by time; use the train stage" >&2; exit 2 ;; esac
+    budget=${SESSION_BUDGET_S:-540}
+    if [ "${SESSION_SPEED:-1}" = 1 ]; then speed; fi
+    left=$(( budget - SECONDS - 60 ))
+    echo "session: ${SECONDS} s spent measuring, ${left} s left for: $*" | tee "$OUT/session.txt"
+    if [ "$left" -lt 60 ]; then echo "session: under a minute left, no training this call" | tee -a "$OUT/session.txt"; exit 0; fi
+    train_chunk "$left" "$@"
+    ;;
+speed)
+    speed
     ;;
 compile)
     python3 benchmarks/manager_speed.py --device "$DEVICE" --profiles paper --compile --no-plan \
@@ -43,23 +88,8 @@ stacked)
         --out "$OUT/manager_stacked_gpu.json" 2>&1 | tee "$OUT/manager_stacked.log"
     ;;
 train)
-    mkdir -p .gpu_runs "$D4RL_DATASET_DIR"
-    # datasets: found in and regenerated into $D4RL_DATASET_DIR by the task layer; only the run folder and
-    # the progress flag are spelled differently by the workers' pyrallis CLI and the Manager's argparse one
-    # a grid (python3 -m runs ...) gets Ctrl-C after $GRID_TIME_LIMIT_S (default 480): it stops its cells
-    # cleanly and the next call's same command resumes them from their checkpoints (--foreground: the
-    # signal goes to the grid alone, once, not to its whole process group)
-    limit=()
-    case " $* " in
-        *" -m corl "*) extra=(--runs_dir .gpu_runs --progress false) ;;
-        *" -m runs "*) extra=(--runs-dir .gpu_runs); limit=(timeout --foreground -s INT "${GRID_TIME_LIMIT_S:-480}") ;;
-        *) extra=(--runs-dir .gpu_runs --no-progress) ;;
-    esac
-    status=0
-    "${limit[@]}" "$@" --device "$DEVICE" "${extra[@]}" 2>&1 | tee "$OUT/train.log" || status=$?
-    tar cf - .gpu_runs | split -b 15M - "$OUT/gpu_runs.tar.part"
-    exit $status
+    train_chunk "${CHUNK_TIME_LIMIT_S:-480}" "$@"
     ;;
 *)
-    echo "unknown stage '$stage': use speed, compile, stacked or train" >&2; exit 2 ;;
+    echo "unknown stage '$stage': use session, speed, compile, stacked or train" >&2; exit 2 ;;
 esac
