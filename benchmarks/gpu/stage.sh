@@ -38,9 +38,22 @@ speed() {
     python3 benchmarks/worker_speed.py "${corl[@]}" --device "$DEVICE" --out "$OUT/worker_speed_gpu.json" 2>&1 | tee "$OUT/worker_speed.log"
 }
 
+# prepare_datasets CMD...: generate the datasets of CMD's --env / --envs first (maze2d-medium: about a
+# minute on a fresh machine), so that a time limit counts training alone
+prepare_datasets() {
+    local arg prev="" envs="" env
+    for arg in "$@"; do
+        case "$prev" in --env|--envs) envs="$envs,$arg" ;; esac
+        prev=$arg
+    done
+    for env in ${envs//,/ }; do
+        python3 -m tasks generate "$env" --data-dir "$D4RL_DATASET_DIR" --skip-existing --no-progress
+    done
+}
+
 # train_chunk SECONDS CMD...: one resumable chunk of CMD stopped after about SECONDS of training, then
-# .gpu_runs/ as 15 MiB parts in $OUT. Datasets: found in and regenerated into $D4RL_DATASET_DIR by the
-# task layer. Only the run folder and the progress flag are spelled differently by the workers' pyrallis
+# .gpu_runs/ as 15 MiB parts in $OUT. Datasets: found in and generated into $D4RL_DATASET_DIR (by
+# prepare_datasets, else by the task layer). Only the run folder and the progress flag are spelled differently by the workers' pyrallis
 # CLI and the Manager's argparse one. The Manager and the flat agents stop at their first checkpoint
 # after --time-limit-s (given here unless CMD has one); a grid (python3 -m runs ...) gets Ctrl-C after
 # SECONDS: it stops its cells cleanly and the next call's same command resumes them from their
@@ -49,6 +62,7 @@ speed() {
 train_chunk() {
     local seconds=$1; shift
     mkdir -p .gpu_runs "$D4RL_DATASET_DIR"
+    prepare_datasets "$@"
     local extra limit=()
     case " $* " in
         *" -m corl "*) extra=(--runs_dir .gpu_runs --progress false) ;;
@@ -71,8 +85,10 @@ session)
     case " $* " in *" -m corl "*) echo "session: a worker stops by --chunk_steps, not by time; use the train stage" >&2; exit 2 ;; esac
     budget=${SESSION_BUDGET_S:-540}
     if [ "${SESSION_SPEED:-1}" = 1 ]; then speed; fi
+    mkdir -p "$D4RL_DATASET_DIR"
+    prepare_datasets "$@"
     left=$(( budget - SECONDS - 60 ))
-    echo "session: ${SECONDS} s spent measuring, ${left} s left for: $*" | tee "$OUT/session.txt"
+    echo "session: ${SECONDS} s spent measuring and generating data, ${left} s left for: $*" | tee "$OUT/session.txt"
     if [ "$left" -lt 60 ]; then echo "session: under a minute left, no training this call" | tee -a "$OUT/session.txt"; exit 0; fi
     train_chunk "$left" "$@"
     ;;
