@@ -17,10 +17,9 @@ import io
 import sys
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from runs.aggregate import ALPHA, welch_test  # noqa: E402
+from runs.aggregate import ALPHA, ArmSummary, welch_test  # noqa: E402
+from runs.report import _num, _scores  # noqa: E402  (the grid's own CSV formatting)
 
 KEY = ("table", "env", "column", "baseline_arm", "ours_arm")
 PAPER = ("paper_baseline_mean", "paper_baseline_std", "paper_ours_mean", "paper_ours_std")
@@ -48,15 +47,13 @@ def pool(rows_per_file: list[list[dict[str, str]]]) -> list[dict[str, str]]:
 
 def combined_row(first: dict[str, str], baseline: dict[int, float], ours: dict[int, float]) -> dict[str, str]:
     row = {k: first[k] for k in KEY}
-    for side, scores in (("baseline", baseline), ("ours", ours)):
-        values = np.array([scores[s] for s in sorted(scores)])
-        row[f"{side}_mean"] = f"{values.mean():.6g}" if len(values) else ""
-        row[f"{side}_std"] = f"{values.std(ddof=1):.6g}" if len(values) > 1 else ""
-        row[f"{side}_n"] = str(len(values))
-        row[f"{side}_scores"] = ";".join(f"{s}:{scores[s]:.6g}" for s in sorted(scores))
-    test = welch_test([baseline[s] for s in sorted(baseline)], [ours[s] for s in sorted(ours)], ALPHA)
-    row.update(welch_t="" if test.t is None else f"{test.t:.6g}", welch_p="" if test.p is None else f"{test.p:.6g}",
-               verdict=test.verdict, **{k: first.get(k, "") for k in PAPER})
+    arms = {side: ArmSummary(first["env"], tuple(first[f"{side}_arm"].split("/")), tuple(sorted(scores)), dict(scores))
+            for side, scores in (("baseline", baseline), ("ours", ours))}
+    for side, arm in arms.items():
+        row.update({f"{side}_mean": _num(arm.mean), f"{side}_std": _num(arm.std), f"{side}_n": str(arm.n),
+                    f"{side}_scores": _scores(arm)})
+    test = welch_test(arms["baseline"].values, arms["ours"].values, ALPHA)
+    row.update(welch_t=_num(test.t), welch_p=_num(test.p), verdict=test.verdict, **{k: first.get(k, "") for k in PAPER})
     return row
 
 

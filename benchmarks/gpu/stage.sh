@@ -38,8 +38,8 @@ speed() {
     python3 benchmarks/worker_speed.py "${corl[@]}" --device "$DEVICE" --out "$OUT/worker_speed_gpu.json" 2>&1 | tee "$OUT/worker_speed.log"
 }
 
-# prepare_datasets CMD...: generate the datasets of CMD's --env / --envs first (maze2d-medium: about a
-# minute on a fresh machine), so that a time limit counts training alone
+# prepare_datasets CMD...: generate the datasets of CMD's --env / --envs (maze2d-medium: about a minute
+# on a fresh machine) before `session` sizes its training chunk, so the chunk's limit is what is left
 prepare_datasets() {
     local arg prev="" envs="" env
     for arg in "$@"; do
@@ -52,8 +52,8 @@ prepare_datasets() {
 }
 
 # train_chunk SECONDS CMD...: one resumable chunk of CMD stopped after about SECONDS of training, then
-# .gpu_runs/ as 15 MiB parts in $OUT. Datasets: found in and generated into $D4RL_DATASET_DIR (by
-# prepare_datasets, else by the task layer). Only the run folder and the progress flag are spelled differently by the workers' pyrallis
+# .gpu_runs/ as 15 MiB parts in $OUT. Datasets: found in and generated into $D4RL_DATASET_DIR by the
+# task layer (within a grid's limit; before a Manager's or flat agent's, which counts training). Only the run folder and the progress flag are spelled differently by the workers' pyrallis
 # CLI and the Manager's argparse one. The Manager and the flat agents stop at their first checkpoint
 # after --time-limit-s (given here unless CMD has one); a grid (python3 -m runs ...) gets Ctrl-C after
 # SECONDS: it stops its cells cleanly and the next call's same command resumes them from their
@@ -62,7 +62,6 @@ prepare_datasets() {
 train_chunk() {
     local seconds=$1; shift
     mkdir -p .gpu_runs "$D4RL_DATASET_DIR"
-    prepare_datasets "$@"
     local extra limit=()
     case " $* " in
         *" -m corl "*) extra=(--runs_dir .gpu_runs --progress false) ;;
