@@ -59,7 +59,11 @@ def combined_row(first: dict[str, str], baseline: dict[int, float], ours: dict[i
 
 def markdown(rows: list[dict[str, str]]) -> str:
     def arm(row, side):
-        return f"{float(row[f'{side}_mean']):.1f} ± {float(row[f'{side}_std']):.1f}" if row[f"{side}_std"] else "n/a"
+        if not row[f"{side}_mean"]:
+            return "n/a"
+        if not row[f"{side}_std"]:
+            return f"{float(row[f'{side}_mean']):.1f} (1 seed)"
+        return f"{float(row[f'{side}_mean']):.1f} ± {float(row[f'{side}_std']):.1f}"
 
     lines = ["| env | column | baseline | ours | Welch p | verdict | seeds |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for row in rows:

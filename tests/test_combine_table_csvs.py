@@ -48,3 +48,10 @@ def test_a_seed_with_two_different_scores_is_refused(tmp_path):
     same_seed = write_table(tmp_path / "b.csv", {1: -4.2}, {1: 99.0})
     with pytest.raises(ValueError, match="seed 1 of bc/manager .* two scores"):
         combine_table_csvs.main([str(first), str(same_seed)])
+
+
+def test_printed_table_shows_a_single_seed_mean_without_a_test(tmp_path, capsys):
+    only = write_table(tmp_path / "a.csv", {3: 4.7756}, {3: 81.1587})
+    assert combine_table_csvs.main([str(only)]) == 0
+    (line,) = [ln for ln in capsys.readouterr().out.splitlines() if "bc/none" in ln]
+    assert "| 4.8 (1 seed) | 81.2 (1 seed) | n/a | n/a | 1 / 1 |" in line

@@ -53,8 +53,9 @@ prepare_datasets() {
 
 # train_chunk SECONDS CMD...: one resumable chunk of CMD stopped after about SECONDS of training, then
 # .gpu_runs/ as 15 MiB parts in $OUT. Datasets: found in and generated into $D4RL_DATASET_DIR by the
-# task layer (within a grid's limit; before a Manager's or flat agent's, which counts training). Only the run folder and the progress flag are spelled differently by the workers' pyrallis
-# CLI and the Manager's argparse one. The Manager and the flat agents stop at their first checkpoint
+# task layer (within a grid's limit; before a Manager's or flat agent's, which counts training).
+# Only the run folder and the progress flag are spelled differently by the workers' pyrallis CLI and
+# the Manager's argparse one. The Manager and the flat agents stop at their first checkpoint
 # after --time-limit-s (given here unless CMD has one); a grid (python3 -m runs ...) gets Ctrl-C after
 # SECONDS: it stops its cells cleanly and the next call's same command resumes them from their
 # checkpoints (--foreground: the signal goes to the grid alone, once, not to its whole process group);
