@@ -25,6 +25,7 @@ import torch
 from common.checkpoint import load_checkpoint, save_atomic
 from common.cli import config_field as field
 from common.device import resolve_device, resolve_profile
+from common.machine import device_description
 from common.metrics import MetricWindow, TrainingDiverged  # noqa: F401 (re-exported)
 from common.progress import progress_bar
 from common.run_dir import RunAlreadyComplete, RunDir
@@ -221,6 +222,7 @@ class Trainer:
         t, cfg = self.run.train, self.run.agent
         result: dict[str, Any] = {"env": t.env, "mode": t.mode, "seed": t.seed, "steps": self.agent.step,
                                   "profile": self.run.profile, "device": str(self.run.device),
+                                  "machine": device_description(self.run.device),
                                   "train_wall_s_this_call": wall_s, "code_version": code_version()}
         mean, std = torch.as_tensor(self.sampler.obs_mean), torch.as_tensor(self.sampler.obs_std)
         if t.mode == "manager":

@@ -195,7 +195,11 @@ def provenance(cells: list[Cell]) -> tuple[Counter, Counter, Counter, Counter]:
         commits[commit] += 1
         device = str(final.get("device", "unknown"))
         gpus = (manifest.get("device") or {}).get("gpus")
-        devices[device + (f" ({', '.join(sorted(set(gpus)))})" if gpus else "")] += 1
+        if final.get("machine"):  # CPU model, cores and torch threads (numbers depend on them), or the GPU
+            device += f": {final['machine']}"
+        elif gpus:
+            device += f" ({', '.join(sorted(set(gpus)))})"
+        devices[device] += 1
         profiles[str(final.get("profile", "unknown"))] += 1
         steps[f"{_steps_label(cell)}: {final.get('steps', '?')}"] += 1
     return commits, devices, profiles, steps

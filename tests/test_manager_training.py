@@ -186,6 +186,7 @@ def test_cli_trains_a_flat_agent_and_reports_the_score(data_dir, tmp_path, capsy
     assert manager_main(["train", *args]) == 0
     final = json.loads((tmp_path / ENV / "iql_td_mpc" / "seed0" / "final.json").read_text())
     assert final["eval_episodes"] == 2 and -50 < final["normalized_score"] < 400
+    assert final["machine"].endswith(f"torch threads {torch.get_num_threads()})")
     assert f"normalized_score={final['normalized_score']}" in capsys.readouterr().out
     assert manager_main(["train", *args]) == 2  # finished: not overwritten silently
     assert "already holds a finished run" in capsys.readouterr().err

@@ -465,11 +465,14 @@ def test_welch_known_answers_and_degenerate_cases():
 
 
 def write_result(cell, score: float, commit: str = "abcdef1234567", device: str = "cpu", gpus=None,
-                 ran: str | None = None):
-    """A finished cell; `ran`: the commit the cell's process reports in final.json (None: not written)."""
+                 ran: str | None = None, machine: str | None = None):
+    """A finished cell; `ran`: the commit the cell's process reports in final.json (None: not written);
+    `machine`: final.json's description of the hardware (None: not written, as before it was recorded)."""
     cell.run_dir.mkdir(parents=True, exist_ok=True)
     final = {"normalized_score": score, "device": device, "profile": "paper",
              "steps": 500_000 if cell.arm[-1] == "none" else 200_000}
+    if machine is not None:
+        final["machine"] = machine
     cell.final_path.write_text(json.dumps(final if ran is None else {**final, "code_version": ran}))
     m.write_manifest(cell.manifest_path, {"status": "done", "git_commit": commit, "git_dirty": False,
                                           "device": {"resolved": device, "gpus": gpus}})
@@ -483,7 +486,7 @@ def test_aggregation_tables_and_plot_with_known_answers(tmp_path, today):
     for seed, (b, o) in enumerate(zip([1, 2, 3, 4, 5], [10, 12, 14, 13, 11])):
         write_result(c[f"{UMAZE}/bc/none/seed{seed}"], b, device="cuda", gpus=["NVIDIA H100"])
         write_result(c[f"{UMAZE}/bc/manager/seed{seed}"], o, device="cuda", gpus=["NVIDIA H100"])
-        write_result(c[f"{UMAZE}/manager/seed{seed}"], 0.0)
+        write_result(c[f"{UMAZE}/manager/seed{seed}"], 0.0, machine="AMD EPYC (2 cores, torch threads 1)")
     for seed, b in enumerate([50, 52, 54]):
         write_result(c[f"maze2d-medium-v1/bc/none/seed{seed}"], b)
     for seed, o in enumerate([40, 41]):
@@ -530,6 +533,7 @@ def test_aggregation_tables_and_plot_with_known_answers(tmp_path, today):
     assert "unavailable: task antmaze-umaze-v2 not in the task layer yet<br>paper: 52 ± 6 → 78 ± 2" in md
     assert "paper: 3 ± 4 → 64 ± 9" in md and "p < 0.05" in md
     assert "abcdef1 (19 cells)" in md and "1234567 (2 cells)" in md and "fedcba9 (1 cell)" in md and "cuda (NVIDIA H100) (10 cells)" in md
+    assert "cpu: AMD EPYC (2 cores, torch threads 1) (5 cells)" in md and "cpu (7 cells)" in md
     assert "maze2d-medium-v1/bc/manager/seed2`: failed: error: training diverged" in md
     rows = {(r["env"], r["column"]): r for r in csv.DictReader(csv_path.open())}
     assert len(rows) == len(envs) * len(algos)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+import torch
 import yaml
 
 from common.checkpoint import load_checkpoint
@@ -49,6 +50,7 @@ def check_smoke_run(runs_dir, algo: str, intent: str, result: dict, loss_keys) -
     run_path = Path(runs_dir) / ENV / algo / intent / "seed0"
     assert json.loads((run_path / "final.json").read_text()) == result
     assert result["steps"] == 200 and np.isfinite(result["normalized_score"])
+    assert f"torch threads {torch.get_num_threads()}" in result["machine"]  # what the numbers depend on
     rows = metrics_rows(runs_dir, algo, intent)
     assert [int(r["step"]) for r in rows] == [50, 100, 150, 200]
     assert all(np.isfinite(float(r[k])) for r in rows for k in loss_keys)

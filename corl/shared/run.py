@@ -26,6 +26,7 @@ from torch import Tensor
 
 from common.checkpoint import CheckpointError, load_checkpoint, save_atomic
 from common.device import resolve_device, resolve_profile
+from common.machine import device_description
 from common.metrics import MetricWindow
 from common.normalization import normalized_tensor
 from common.progress import progress_bar
@@ -219,7 +220,8 @@ class WorkerRun:
         per_target = final_scores
         scores = per_target[0]
         result = {"env": cfg.env, "algo": cfg.algo, "intent": cfg.intent, "seed": cfg.seed, "steps": step,
-                  "profile": cfg.profile, "device": str(self.device), "eval_episodes": cfg.final_eval_episodes,
+                  "profile": cfg.profile, "device": str(self.device), "machine": device_description(self.device),
+                  "eval_episodes": cfg.final_eval_episodes,
                   "normalized_score": float(scores.mean()), "normalized_score_std": float(scores.std())}
         if targets:
             result["normalized_score_per_target"] = {f"{t:g}": float(s.mean()) for t, s in zip(targets, per_target)}
