@@ -48,6 +48,7 @@ help:
 	@echo "make table1|table2|table3  the paper's grids, resumable: runs/tableN.md/.csv/.png (docs/tables.md)"
 	@echo "           ENVS=<datasets or domain> ALGOS=<workers> SEEDS=$(SEEDS) JOBS=$(JOBS) ENGINE=$(ENGINE) (local|submitit)"
 	@echo "           STACK_SEEDS=1 (an env's Managers / flat agents of all seeds in one process, stacked)"
+	@echo "           COMPILE=1 (the grid's Managers / flat agents torch.compile their update; on a GPU with STACK_SEEDS=1)"
 	@echo "           TABLE_FLAGS='<other python -m runs flags, e.g. --aggregate-only --dry-run --gpus 0,1>'"
 
 # The paper's grids (python -m runs --help, docs/tables.md): each cell is a make manager/flat/worker command.
@@ -60,7 +61,7 @@ STACK_SEEDS ?=
 TABLE_FLAGS ?=
 TABLE_ARGS = $(if $(ENVS),--envs $(ENVS),) $(if $(ALGOS),--algos $(ALGOS),) --seeds $(SEEDS) \
 	--profile $(PROFILE) --device $(DEVICE) --jobs $(JOBS) --engine $(ENGINE) \
-	$(if $(filter 1 true yes,$(STACK_SEEDS)),--stack-seeds,) $(TABLE_FLAGS)
+	$(if $(filter 1 true yes,$(STACK_SEEDS)),--stack-seeds,) $(COMPILE_ARG) $(TABLE_FLAGS)
 .PHONY: table1 table2 table3
 
 table1 table2 table3: $(if $(filter submitit,$(ENGINE)),$(DEV_DEPS),$(DEPS))
@@ -96,10 +97,10 @@ tasks-reference: $(DEPS)
 	$(PY) benchmarks/maze2d_reference.py --out docs/results/maze2d_reference.json
 
 manager: $(DEPS)
-	$(PY) -m manager train --mode manager --env $(ENV) $(SEED_ARG) --profile $(PROFILE) --device $(DEVICE) $(STEPS_ARG) $(COMPILE_ARG)
+	$(PY) -m manager train --mode manager --env $(ENV) $(SEED_ARG) --profile $(PROFILE) --device $(DEVICE) $(COMPILE_ARG) $(STEPS_ARG)
 
 flat: $(DEPS)
-	$(PY) -m manager train --mode $(MODE) --env $(ENV) $(SEED_ARG) --profile $(PROFILE) --device $(DEVICE) $(STEPS_ARG) $(COMPILE_ARG)
+	$(PY) -m manager train --mode $(MODE) --env $(ENV) $(SEED_ARG) --profile $(PROFILE) --device $(DEVICE) $(COMPILE_ARG) $(STEPS_ARG)
 
 worker: $(DEPS)
 	$(PY) -m corl $(ALGO) --env $(ENV) --seed $(SEED) --intent $(INTENT) --profile $(PROFILE) --device $(DEVICE) \

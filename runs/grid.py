@@ -33,6 +33,7 @@ class GridOptions:
     data_dir: str | None = None
     python: str = sys.executable
     stack_seeds: bool = False  # an env's Manager (or flat) cells of all seeds in one process: --seeds
+    compile: bool = False  # Manager and flat-agent cells torch.compile their update (and planner): --compile
 
 
 @dataclass(frozen=True)
@@ -70,8 +71,8 @@ def trainer_command(mode: str, env: str, seed: int | Sequence[int], opt: GridOpt
     seeds: `make manager SEEDS=...`, one process with their parameters stacked (--seeds)."""
     seed_args = ("--seed", str(seed)) if isinstance(seed, int) else ("--seeds", ",".join(map(str, seed)))
     return (opt.python, "-m", "manager", "train", "--mode", mode, "--env", env, *seed_args,
-            "--profile", opt.profile, "--device", opt.device, "--runs-dir", opt.runs_dir,
-            *(("--data-dir", opt.data_dir) if opt.data_dir else ()))
+            "--profile", opt.profile, "--device", opt.device, *(("--compile",) if opt.compile else ()),
+            "--runs-dir", opt.runs_dir, *(("--data-dir", opt.data_dir) if opt.data_dir else ()))
 
 
 def stacked_command(cells: Sequence[Cell], opt: GridOptions) -> tuple[str, ...]:

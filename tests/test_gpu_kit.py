@@ -2,7 +2,8 @@
 
 Device time is scarce: a broken flag in the kit would cost a lent session its minutes. This runs the
 `train` stage exactly as on the device (DEVICE=cpu), with a smoke BC run, and checks that the run
-lands in .gpu_runs/ and that the returned parts rebuild it.
+lands in .gpu_runs/ and that the returned parts rebuild it; likewise `session` and `score` (a flat
+agent's steps fitted to the time left, benchmarks/gpu/fit_steps.py) with the speed stage skipped.
 """
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGE = ROOT / "benchmarks" / "gpu" / "stage.sh"
+sys.path.insert(0, str(ROOT / "benchmarks" / "gpu"))
+import fit_steps  # noqa: E402
 
 
 def run_stage(args, cwd: Path, out: Path, data_dir: Path, **env_vars: str) -> subprocess.CompletedProcess:
@@ -122,6 +125,52 @@ def test_train_stage_runs_a_grid_across_calls(data_dir, tmp_path):
         both = sum(other.parent.parent == path.parent.parent for other in stopped) == 2
         expected = "--seeds 0,1" if both else f"--seed {path.parent.name.removeprefix('seed')} "
         assert (resumed["status"], resumed["attempt"]) == ("done", 2) and expected in resumed["command_line"] + " "
+
+
+def test_fit_steps_leaves_time_for_the_evaluation():
+    """Whole checkpoints of training at 85% of the measured rate in what the evaluation and start-up leave."""
+    speed = {"rows": [{"mode": "iql_td_mpc", "profile": "paper", "updates_per_s": 100.0, "plan_ms_100_envs": 20.0},
+                      {"mode": "manager", "profile": "paper", "updates_per_s": 1.0, "plan_ms_100_envs": 1.0}]}
+    # maze2d-medium: 600 steps per episode; 100 episodes on 100 envs = one round of 600 x (20 + 10) ms = 18 s
+    steps, estimate = fit_steps.fit_steps(speed, "iql_td_mpc", "paper", "maze2d-medium-v1", 300.0, 100, 100, 1000)
+    assert estimate["evaluation_s"] == pytest.approx(18.0)
+    assert estimate["train_s"] == pytest.approx(300 - 1.5 * 18 - 30)  # 243 s
+    assert steps == 20_000  # 0.85 x 100 x 243 = 20,655, rounded down to whole checkpoints
+    # 200 episodes on 100 envs: two rounds of evaluation
+    _, two_rounds = fit_steps.fit_steps(speed, "iql_td_mpc", "paper", "maze2d-medium-v1", 300.0, 200, 100, 1000)
+    assert two_rounds["evaluation_s"] == pytest.approx(36.0)
+    # nothing fits: zero steps, not a negative count
+    assert fit_steps.fit_steps(speed, "iql_td_mpc", "paper", "maze2d-medium-v1", 40.0, 100, 100, 1000)[0] == 0
+    with pytest.raises(SystemExit, match="no row for mode 'td_mpc'"):
+        fit_steps.fit_steps(speed, "td_mpc", "paper", "maze2d-medium-v1", 300.0, 100, 100, 1000)
+    assert fit_steps.command_option(["-m", "manager", "--mode=td_mpc"], "--mode") == "td_mpc"
+    assert fit_steps.command_option(["--env", "x"], "--profile", "paper") == "paper"
+
+
+def test_score_stage_trains_the_fitted_steps_then_scores(data_dir, tmp_path):
+    """`score` sizes a flat agent's --steps from a speed file and ends with its evaluation (final.json)."""
+    work, out = tmp_path / "work", tmp_path / "out"
+    work.mkdir(), out.mkdir()
+    speed = tmp_path / "speed.json"
+    speed.write_text(json.dumps({"rows": [{"mode": "iql_td_mpc", "profile": "smoke", "updates_per_s": 10.0,
+                                           "plan_ms_100_envs": 5.0}]}))
+    flat = ["python3", "-m", "manager", "train", "--mode", "iql_td_mpc", "--env", "maze2d-umaze-v1",
+            "--profile", "smoke", "--checkpoint-every", "100"]
+    result = run_stage(["score", *flat], work, out, data_dir, SESSION_SPEED="0", SPEED_JSON=str(speed),
+                       SESSION_BUDGET_S="110")
+    assert result.returncode == 0, result.stdout + result.stderr
+    fitted = json.loads((out / "fit.json").read_text())
+    # about 110 - 15 s left (less the seconds spent importing), less 30 s start-up and the evaluation
+    assert 300 <= fitted["steps"] <= 500 and fitted["steps"] % 100 == 0, fitted
+    final = json.loads((work / ".gpu_runs" / "maze2d-umaze-v1" / "iql_td_mpc" / "seed0" / "final.json").read_text())
+    assert final["steps"] == fitted["steps"] and "normalized_score" in final
+    assert sorted(out.glob("gpu_runs.tar.part*"))
+    # a command with its own --steps, or a Manager's, is refused before any work
+    own_steps = run_stage(["score", *flat, "--steps", "10"], work, out, data_dir, SESSION_SPEED="0")
+    assert own_steps.returncode == 2 and "must not give --steps" in own_steps.stderr
+    manager = run_stage(["score", "python3", "-m", "manager", "train", "--mode", "manager", "--env", "maze2d-umaze-v1",
+                         "--profile", "smoke"], work, out, data_dir, SESSION_SPEED="0", SPEED_JSON=str(speed))
+    assert manager.returncode == 1 and "only the flat agents" in manager.stdout + manager.stderr
 
 
 def test_unknown_stage_is_an_error(tmp_path):

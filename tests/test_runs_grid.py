@@ -160,6 +160,15 @@ def test_cell_commands_are_the_makefile_commands():
                                     dataclasses.replace(opt, stack_seeds=True)) if c.kind == "manager"]
     assert make_n("manager", "SEEDS=0,1,2") == stacked_command(group, opt)[:-2]
     assert "--stack-seeds" in make_n("table1", "STACK_SEEDS=1") and "--stack-seeds" not in make_n("table1")
+    # COMPILE=1: the grid's Manager and flat cells are `make manager|flat COMPILE=1`'s commands; workers unchanged
+    compiled = dataclasses.replace(opt, compile=True)
+    compiled_cells = {c.key: c for c in expand_grid(get_table("table2"), (UMAZE,), ("bc",), (1,), compiled)
+                      + expand_grid(get_table("table1"), (UMAZE,), (), (1,), compiled)}
+    assert make_n("manager", "COMPILE=1") == compiled_cells[f"{UMAZE}/manager/seed1"].command[:-2]
+    assert make_n("flat", "MODE=iql_td_mpc", "COMPILE=1") == compiled_cells[f"{UMAZE}/iql_td_mpc/seed1"].command[:-2]
+    assert "--compile" not in compiled_cells[f"{UMAZE}/bc/manager/seed1"].command
+    assert "--compile" in stacked_command(group, compiled) and "--compile" not in stacked_command(group, opt)
+    assert "--compile" in make_n("table2", "COMPILE=1") and "--compile" not in make_n("table2")
 
 
 def test_unknown_names_are_clear_errors(capsys):

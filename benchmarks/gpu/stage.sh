@@ -5,6 +5,9 @@
 #   bash benchmarks/gpu/stage.sh session CMD...  # a whole lent session in one call: speed, then CMD (a Manager,
 #                                                # flat-agent or grid command) for what is left of
 #                                                # $SESSION_BUDGET_S (540 s), returned like `train`
+#   bash benchmarks/gpu/stage.sh score CMD...    # a whole lent session that ends with a score: speed (the
+#                                                # datasets generated beside it), then the flat agent CMD
+#                                                # for the steps that fit what is left, and its evaluation
 #   bash benchmarks/gpu/stage.sh speed           # manager + worker updates/s and planning ms (~5 min)
 #   bash benchmarks/gpu/stage.sh compile         # manager updates/s eager vs torch.compile, paper sizes
 #   bash benchmarks/gpu/stage.sh stacked [ARGS]  # 5 seeds as one StackedAgents vs one after the other, paper
@@ -30,7 +33,7 @@ if [ -d .whl ]; then
 fi
 if command -v nvidia-smi >/dev/null; then nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"; fi
 python3 -c "import torch, gymnasium, mujoco, h5py, pyrallis; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
-stage=${1:?stage: session CMD... | speed | compile | stacked [ARGS] | train CMD...}; shift
+stage=${1:?stage: session CMD... | score CMD... | speed | compile | stacked [ARGS] | train CMD...}; shift
 
 speed() {
     python3 benchmarks/manager_speed.py --device "$DEVICE" --out "$OUT/manager_speed_gpu.json" 2>&1 | tee "$OUT/manager_speed.log"
@@ -77,6 +80,31 @@ train_chunk() {
 }
 
 case "$stage" in
+score)
+    # a session that ends with a normalised score: the flat agent CMD (python3 -m manager train --mode
+    # iql_td_mpc|td_mpc ..., no --steps) trains for the whole checkpoints that leave time for its MPC
+    # evaluation (benchmarks/gpu/fit_steps.py, from this call's own speed figures, or $SPEED_JSON's);
+    # its --time-limit-s is the guard: a slower run stops at a checkpoint, resumable, unscored.
+    # Each measurement may fail without costing the rest of the call.
+    [ $# -ge 1 ] || { echo "score needs a flat agent's command: python3 -m manager train --mode iql_td_mpc ..." >&2; exit 2; }
+    case " $* " in *" -m manager train "*) ;; *) echo "score: CMD must be a flat agent's python3 -m manager train" >&2; exit 2 ;; esac
+    case " $* " in *" --steps "*) echo "score: CMD must not give --steps (the stage fits them)" >&2; exit 2 ;; esac
+    budget=${SESSION_BUDGET_S:-540}
+    mkdir -p "$D4RL_DATASET_DIR"
+    prepare_datasets "$@" > "$OUT/datasets.log" 2>&1 &  # on a CPU core beside the GPU measurements
+    datasets=$!
+    if [ "${SESSION_SPEED:-1}" = 1 ]; then speed || echo "score: a speed measurement failed (see its log)"; fi
+    wait "$datasets" || { cat "$OUT/datasets.log"; exit 1; }
+    speed_json=${SPEED_JSON:-$OUT/manager_speed_gpu.json}
+    left=$(( budget - SECONDS - 15 ))
+    steps=$(python3 "$(dirname "$0")/fit_steps.py" --speed "$speed_json" --seconds "$left" -- "$@" 2> "$OUT/fit.json") \
+        || { cat "$OUT/fit.json"; exit 1; }
+    echo "score: ${SECONDS} s spent measuring, ${left} s left: ${steps} steps then the evaluation; $(cat "$OUT/fit.json")" \
+        | tee "$OUT/session.txt"
+    if [ "$steps" -lt 1 ]; then echo "score: not one checkpoint fits, no training this call" | tee -a "$OUT/session.txt"; exit 0; fi
+    train_chunk "$(python3 -c "import json, sys; print(int(json.load(open(sys.argv[1]))['train_s']) + 30)" "$OUT/fit.json")" \
+        "$@" --steps "$steps"
+    ;;
 session)
     # the device time of a lent session (15 min, the machine's start included) fits one full call:
     # measure first (it decides the rest), then train for what is left of the budget, keeping 60 s for
@@ -107,5 +135,5 @@ train)
     train_chunk "${CHUNK_TIME_LIMIT_S:-480}" "$@"
     ;;
 *)
-    echo "unknown stage '$stage': use session, speed, compile, stacked or train" >&2; exit 2 ;;
+    echo "unknown stage '$stage': use session, score, speed, compile, stacked or train" >&2; exit 2 ;;
 esac
