@@ -15,6 +15,7 @@ For each mode (manager, iql_td_mpc, td_mpc) at the paper's sizes and the quick p
 
     python benchmarks/manager_speed.py [--device cpu|cuda] [--out docs/results/manager_speed_cpu.json]
     python benchmarks/manager_speed.py --profiles quick --compile --no-plan --out docs/results/manager_compile_cpu.json
+    python benchmarks/manager_speed.py --device cuda --profiles paper --compile --compile-mode reduce-overhead --no-plan
     python benchmarks/manager_speed.py --stacked-seeds 5 --no-plan --out docs/results/manager_stacked_cpu.json
 """
 from __future__ import annotations
@@ -51,17 +52,18 @@ def sync(device: torch.device) -> None:
 
 
 def seed_updater(data, cfg, device: torch.device, seeds: int, kind: str,
-                 compile_backend: str | None = None) -> Callable[[], int]:
+                 compile_options: dict | None = None) -> Callable[[], int]:
     """A function doing one update step of `seeds` agents (seeds 0..seeds-1), returning how many
     seed-updates it did: kind "eager" / "compiled" (Agent.update one after the other) or "stacked" /
-    "stacked_compiled" (one StackedAgents update for all); compiled with compile_backend."""
+    "stacked_compiled" (one StackedAgents update for all); compiled with compile_options
+    (torch.compile's backend and mode)."""
     samplers = [SequenceSampler(data, cfg.horizon, cfg.k, cfg.reward_scale, device=device, seed=s,
                                 prioritized=cfg.prioritized_replay) for s in range(seeds)]
     agents = [Agent(4, 2, cfg, device, seed=s) for s in range(seeds)]
     if kind in ("stacked", "stacked_compiled"):
         stacked = StackedAgents(agents)
         if kind == "stacked_compiled":
-            stacked.compile(backend=compile_backend)
+            stacked.compile(**compile_options)
 
         def step() -> int:
             batches = [sampler.sample(cfg.batch_size) for sampler in samplers]
@@ -80,25 +82,25 @@ def seed_updater(data, cfg, device: torch.device, seeds: int, kind: str,
         return seeds
     if kind == "compiled":
         for agent in agents:
-            agent.compile(backend=compile_backend)
+            agent.compile(**compile_options)
     return step
 
 
-def update_speeds(data, cfg, device: torch.device, seconds: float, compile_backend: str | None,
+def update_speeds(data, cfg, device: torch.device, seconds: float, compile_options: dict | None,
                   stacked_seeds: int) -> dict[str, float]:
     """Seed-updates per second of each contender, the contenders taking turns in windows of
     seconds / ROUNDS each, so machine load drifts hit them alike: eager Agent.update, and with
-    compile_backend the compiled one; with stacked_seeds S, S agents one after the other against
-    the same S as one StackedAgents (and, with compile_backend, a compiled StackedAgents)."""
+    compile_options the compiled one; with stacked_seeds S, S agents one after the other against
+    the same S as one StackedAgents (and, with compile_options, a compiled StackedAgents)."""
     contenders = {"eager": seed_updater(data, cfg, device, 1, "eager")}
-    if compile_backend:
-        contenders["compiled"] = seed_updater(data, cfg, device, 1, "compiled", compile_backend)
+    if compile_options:
+        contenders["compiled"] = seed_updater(data, cfg, device, 1, "compiled", compile_options)
     if stacked_seeds:
         contenders["sequential"] = seed_updater(data, cfg, device, stacked_seeds, "eager")
         contenders["stacked"] = seed_updater(data, cfg, device, stacked_seeds, "stacked")
-        if compile_backend:
+        if compile_options:
             contenders["stacked_compiled"] = seed_updater(data, cfg, device, stacked_seeds, "stacked_compiled",
-                                                          compile_backend)
+                                                          compile_options)
     warmup_s = {}
     for name, step in contenders.items():
         start = time.perf_counter()
@@ -118,14 +120,14 @@ def update_speeds(data, cfg, device: torch.device, seconds: float, compile_backe
             spent[name] += time.perf_counter() - start
     rates = {name: done[name] / spent[name] for name in contenders}
     row = {"updates_per_s": round(rates["eager"], 2)}
-    if compile_backend:
+    if compile_options:
         row.update(updates_per_s_compiled=round(rates["compiled"], 2), compile_s=round(warmup_s["compiled"], 1),
                    compiled_over_eager=round(rates["compiled"] / rates["eager"], 3))
     if stacked_seeds:
         row.update(stacked_seeds=stacked_seeds, seed_updates_per_s_sequential=round(rates["sequential"], 2),
                    seed_updates_per_s_stacked=round(rates["stacked"], 2),
                    stacked_over_sequential=round(rates["stacked"] / rates["sequential"], 3))
-        if compile_backend:
+        if compile_options:
             row.update(seed_updates_per_s_stacked_compiled=round(rates["stacked_compiled"], 2),
                        stacked_compile_s=round(warmup_s["stacked_compiled"], 1),
                        stacked_compiled_over_sequential=round(rates["stacked_compiled"] / rates["sequential"], 3))
@@ -133,16 +135,16 @@ def update_speeds(data, cfg, device: torch.device, seconds: float, compile_backe
 
 
 def plan_ms(data, cfg, device: torch.device, num_envs: int, repeats: int,
-            compile_backend: str | None) -> dict[str, float]:
+            compile_options: dict | None) -> dict[str, float]:
     """Milliseconds per batched plan for num_envs observations (what LatentPlanner does at every
-    evaluation step), eager and (with compile_backend) compiled, in alternating rounds."""
+    evaluation step), eager and (with compile_options) compiled, in alternating rounds."""
     model = Agent(4, 2, cfg, device, seed=0).model
     obs = data["observations"][:num_envs]
     planners = {}
-    for name in ("eager", "compiled") if compile_backend else ("eager",):
+    for name in ("eager", "compiled") if compile_options else ("eager",):
         planners[name] = LatentPlanner(model, cfg, torch.as_tensor(obs.mean(0)), torch.ones(4), device, seed=0)
         if name == "compiled":
-            planners[name].compile(backend=compile_backend)
+            planners[name].compile(**compile_options)
         for _ in range(2):  # warm-up (td_mpc's second plan is warm-started: its own graph)
             planners[name](obs)
     spent = {name: 0.0 for name in planners}
@@ -155,7 +157,7 @@ def plan_ms(data, cfg, device: torch.device, num_envs: int, repeats: int,
             sync(device)
             spent[name] += time.perf_counter() - start
     row = {f"plan_ms_{num_envs}_envs": round(1000 * spent["eager"] / (ROUNDS * repeats), 2)}
-    if compile_backend:
+    if compile_options:
         row[f"plan_ms_{num_envs}_envs_compiled"] = round(1000 * spent["compiled"] / (ROUNDS * repeats), 2)
     return row
 
@@ -168,6 +170,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--modes", default="manager,iql_td_mpc,td_mpc")
     parser.add_argument("--compile", dest="compile_backend", nargs="?", const="inductor", default=None,
                         help="also time the update under torch.compile (default backend inductor), side by side")
+    parser.add_argument("--compile-mode", default=None,
+                        help="torch.compile's mode for the compiled contenders, e.g. reduce-overhead (CUDA graphs: "
+                             "the launch-bound GPU update's next lever, docs/manager.md) or max-autotune")
     parser.add_argument("--stacked-seeds", type=int, default=0,
                         help="also time S seeds as one StackedAgents against S agents one after the other")
     parser.add_argument("--no-plan", action="store_true", help="skip the planning measurements")
@@ -176,6 +181,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     device = torch.device(args.device)
+    if args.compile_mode and not args.compile_backend:
+        parser.error("--compile-mode needs --compile")
+    compile_options = None if args.compile_backend is None else {
+        "backend": args.compile_backend, **({"mode": args.compile_mode} if args.compile_mode else {})}
     with tempfile.TemporaryDirectory() as tmp:
         path = generate_dataset(ENV, out=Path(tmp) / "umaze.hdf5", steps=args.dataset_steps, seed=0, show_progress=False)
         data = read_dataset(path, get_task(ENV))
@@ -186,14 +195,14 @@ def main(argv: list[str] | None = None) -> None:
             row = {"mode": mode, "profile": profile, "batch_size": cfg.batch_size, "horizon": cfg.horizon,
                    "mlp_dim": cfg.mlp_dim, "num_pi_samples": cfg.num_pi_samples,
                    "num_random_samples": cfg.num_random_samples,
-                   **update_speeds(data, cfg, device, args.seconds, args.compile_backend, args.stacked_seeds)}
+                   **update_speeds(data, cfg, device, args.seconds, compile_options, args.stacked_seeds)}
             for n in () if args.no_plan else [int(n) for n in args.plan_envs.split(",")]:
-                row.update(plan_ms(data, cfg, device, n, 20 if n == 1 else 5, args.compile_backend))
+                row.update(plan_ms(data, cfg, device, n, 20 if n == 1 else 5, compile_options))
             print(json.dumps(row), flush=True)
             rows.append(row)
     result = {"device": args.device if device.type == "cpu" else torch.cuda.get_device_name(device),
               "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
-              "compile_backend": args.compile_backend,
+              "compile_backend": args.compile_backend, "compile_mode": args.compile_mode,
               "torch": torch.__version__, "code_version": code_version(), "rows": rows}
     if args.out:
         write_json_atomic(args.out, result)

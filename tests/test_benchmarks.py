@@ -6,11 +6,12 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import dt_batch_cost, manager_speed, worker_speed  # noqa: E402
+from benchmarks import dt_batch_cost, manager_speed, update_op_count, worker_speed  # noqa: E402
 
 
 def test_worker_speed_times_every_worker_and_writes_json(tmp_path):
@@ -48,6 +49,7 @@ def test_manager_speed_times_eager_compiled_and_stacked_updates_and_planning(tmp
                         "--plan-envs", "1,3", "--out", str(out)])
     data = json.loads(out.read_text())
     assert data["compile_backend"] == "aot_eager" and [row["mode"] for row in data["rows"]] == ["manager", "iql_td_mpc"]
+    assert data["compile_mode"] is None
     for row in data["rows"]:
         assert row["updates_per_s"] > 0 and row["updates_per_s_compiled"] > 0 and row["compile_s"] > 0
         assert abs(row["compiled_over_eager"] - row["updates_per_s_compiled"] / row["updates_per_s"]) < 0.01
@@ -56,3 +58,26 @@ def test_manager_speed_times_eager_compiled_and_stacked_updates_and_planning(tmp
         assert abs(row["stacked_over_sequential"] - ratio) < 0.01
         assert row["seed_updates_per_s_stacked_compiled"] > 0 and row["stacked_compile_s"] > 0
         assert all(row[f"plan_ms_{n}_envs{kind}"] > 0 for n in (1, 3) for kind in ("", "_compiled"))
+
+
+def test_manager_speed_passes_a_compile_mode_and_refuses_one_without_compile(tmp_path, capsys):
+    out = tmp_path / "manager.json"
+    manager_speed.main(["--device", "cpu", "--profiles", "smoke", "--modes", "iql_td_mpc", "--seconds", "0.2",
+                        "--compile", "aot_eager", "--compile-mode", "reduce-overhead", "--no-plan",
+                        "--dataset-steps", "3000", "--out", str(out)])
+    data = json.loads(out.read_text())
+    assert data["compile_mode"] == "reduce-overhead" and data["rows"][0]["updates_per_s_compiled"] > 0
+    with pytest.raises(SystemExit):
+        manager_speed.main(["--compile-mode", "reduce-overhead"])
+    assert "--compile-mode needs --compile" in capsys.readouterr().err
+
+
+def test_update_op_count_splits_an_update_by_phase_and_does_not_grow_with_width(umaze_small):
+    """The launch-bound argument of docs/manager.md: the op count is the same at smoke and paper widths."""
+    data = umaze_small[1]
+    smoke = update_op_count.count_update_ops(data, "iql_td_mpc", "smoke")
+    assert smoke["total"] == smoke["forward"] + smoke["backward"] + smoke["optimizer"]
+    assert min(smoke["forward"], smoke["backward"], smoke["optimizer"]) > 0
+    assert update_op_count.count_update_ops(data, "iql_td_mpc", "paper") == smoke
+    # the Manager's horizon of 4 (against 2) and its inverse dynamics issue more ops per update
+    assert update_op_count.count_update_ops(data, "manager", "smoke")["total"] > smoke["total"]

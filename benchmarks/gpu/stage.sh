@@ -9,7 +9,8 @@
 #                                                # datasets generated beside it), then the flat agent CMD
 #                                                # for the steps that fit what is left, and its evaluation
 #   bash benchmarks/gpu/stage.sh speed           # manager + worker updates/s and planning ms (~5 min)
-#   bash benchmarks/gpu/stage.sh compile         # manager updates/s eager vs torch.compile, paper sizes
+#   bash benchmarks/gpu/stage.sh compile [ARGS]  # manager updates/s eager vs torch.compile, paper sizes (ARGS go
+#                                                # to manager_speed.py, e.g. --compile-mode reduce-overhead)
 #   bash benchmarks/gpu/stage.sh stacked [ARGS]  # 5 seeds as one StackedAgents vs one after the other, paper
 #                                                # sizes (ARGS go to manager_speed.py, e.g. --compile --modes manager)
 #   bash benchmarks/gpu/stage.sh train CMD...    # one resumable chunk of a training command, e.g.
@@ -124,7 +125,7 @@ speed)
     speed
     ;;
 compile)
-    python3 benchmarks/manager_speed.py --device "$DEVICE" --profiles paper --compile --no-plan \
+    python3 benchmarks/manager_speed.py --device "$DEVICE" --profiles paper --compile --no-plan "$@" \
         --out "$OUT/manager_compile_gpu.json" 2>&1 | tee "$OUT/manager_compile.log"
     ;;
 stacked)
