@@ -6,8 +6,9 @@
 
 Each step is the same command `make manager` / `make worker` runs (printed before it runs), so a
 finished step is reported and skipped on a re-run and an interrupted one resumes. On a GPU the
-paper's settings are used (Manager 300K steps, workers 500K / 200K, 100 evaluation episodes); on a
-CPU the quick profile with a shorter Manager run, so the demo fits in about 15 minutes on 2 cores.
+paper's settings are used (Manager 300K steps, workers 500K / 200K, 100 evaluation episodes: about
+two hours on an H200, estimated from its measured update rates); on a CPU the quick profile with a
+shorter Manager run, so the demo fits in about 15 minutes on 2 cores.
 """
 from __future__ import annotations
 
