@@ -136,6 +136,7 @@ def test_fit_steps_leaves_time_for_the_evaluation():
     assert estimate["evaluation_s"] == pytest.approx(18.0)
     assert estimate["train_s"] == pytest.approx(300 - 1.5 * 18 - 30)  # 243 s
     assert steps == 20_000  # 0.85 x 100 x 243 = 20,655, rounded down to whole checkpoints
+    assert estimate["time_limit_s"] == 243 + 30  # the guard: the training time plus slack
     # 200 episodes on 100 envs: two rounds of evaluation
     _, two_rounds = fit_steps.fit_steps(speed, "iql_td_mpc", "paper", "maze2d-medium-v1", 300.0, 200, 100, 1000)
     assert two_rounds["evaluation_s"] == pytest.approx(36.0)
@@ -164,6 +165,8 @@ def test_score_stage_trains_the_fitted_steps_then_scores(data_dir, tmp_path):
     assert 300 <= fitted["steps"] <= 500 and fitted["steps"] % 100 == 0, fitted
     final = json.loads((work / ".gpu_runs" / "maze2d-umaze-v1" / "iql_td_mpc" / "seed0" / "final.json").read_text())
     assert final["steps"] == fitted["steps"] and "normalized_score" in final
+    run = work / ".gpu_runs" / "maze2d-umaze-v1" / "iql_td_mpc" / "seed0"
+    assert f"time_limit_s: {fitted['time_limit_s']}" in (run / "config.yaml").read_text()
     assert sorted(out.glob("gpu_runs.tar.part*"))
     # a command with its own --steps, or a Manager's, is refused before any work
     own_steps = run_stage(["score", *flat, "--steps", "10"], work, out, data_dir, SESSION_SPEED="0")
@@ -171,6 +174,8 @@ def test_score_stage_trains_the_fitted_steps_then_scores(data_dir, tmp_path):
     manager = run_stage(["score", "python3", "-m", "manager", "train", "--mode", "manager", "--env", "maze2d-umaze-v1",
                          "--profile", "smoke"], work, out, data_dir, SESSION_SPEED="0", SPEED_JSON=str(speed))
     assert manager.returncode == 1 and "only the flat agents" in manager.stdout + manager.stderr
+    unmeasured = run_stage(["score", *flat], work, out, data_dir, SESSION_SPEED="0", SPEED_JSON=str(tmp_path / "none.json"))
+    assert unmeasured.returncode == 1 and "no speed figures" in unmeasured.stderr
 
 
 def test_unknown_stage_is_an_error(tmp_path):

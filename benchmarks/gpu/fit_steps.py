@@ -14,7 +14,8 @@ profile (benchmarks/manager_speed.py's JSON):
     python benchmarks/gpu/fit_steps.py --speed OUT/manager_speed_gpu.json --seconds 300 -- \
         python3 -m manager train --mode iql_td_mpc --env maze2d-medium-v1 --profile paper
 
-prints the step count (0 when not even one checkpoint's worth fits) and, on stderr, the estimate.
+prints the step count (0 when not even one checkpoint's worth fits) and the run's --time-limit-s (the
+guard should training be slower than measured), and on stderr the estimate.
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ ENV_MS_PER_STEP = 10.0  # stepping 100 maze2d envs on the CPU: ~5 ms measured he
 STARTUP_S = 30.0  # loading and normalising the dataset, building the agent, the last checkpoint
 SPEED_MARGIN = 0.85  # training also logs and checkpoints, which the update benchmark leaves out
 EVAL_MARGIN = 1.5
+TIME_LIMIT_SLACK_S = 30  # the run's --time-limit-s, the guard if training is slower than measured: train_s + this
 
 
 def command_option(command: list[str], name: str, default: str | None = None) -> str | None:
@@ -63,7 +65,8 @@ def fit_steps(speed: dict, mode: str, profile: str, env: str, seconds: float, ev
     train_s = seconds - EVAL_MARGIN * evaluation_s - STARTUP_S
     steps = int(SPEED_MARGIN * row["updates_per_s"] * max(train_s, 0.0)) // checkpoint_every * checkpoint_every
     return steps, {"seconds": seconds, "updates_per_s": row["updates_per_s"], "plan_ms_100_envs": row["plan_ms_100_envs"],
-                   "evaluation_s": round(evaluation_s, 1), "train_s": round(train_s, 1), "steps": steps}
+                   "evaluation_s": round(evaluation_s, 1), "train_s": round(train_s, 1), "steps": steps,
+                   "time_limit_s": int(max(train_s, 0.0)) + TIME_LIMIT_SLACK_S}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
                                 int(command_option(command, "--eval-num-envs", "100")),
                                 int(command_option(command, "--checkpoint-every", "1000")))
     print(json.dumps(estimate), file=sys.stderr)
-    print(steps)
+    print(steps, estimate["time_limit_s"])
     return 0
 
 

@@ -97,14 +97,15 @@ score)
     if [ "${SESSION_SPEED:-1}" = 1 ]; then speed || echo "score: a speed measurement failed (see its log)"; fi
     wait "$datasets" || { cat "$OUT/datasets.log"; exit 1; }
     speed_json=${SPEED_JSON:-$OUT/manager_speed_gpu.json}
+    [ -f "$speed_json" ] || { echo "score: no speed figures at $speed_json (the speed stage failed?)" >&2; exit 1; }
     left=$(( budget - SECONDS - 15 ))
-    steps=$(python3 "$(dirname "$0")/fit_steps.py" --speed "$speed_json" --seconds "$left" -- "$@" 2> "$OUT/fit.json") \
+    fit=$(python3 "$(dirname "$0")/fit_steps.py" --speed "$speed_json" --seconds "$left" -- "$@" 2> "$OUT/fit.json") \
         || { cat "$OUT/fit.json"; exit 1; }
+    read -r steps limit <<< "$fit"
     echo "score: ${SECONDS} s spent measuring, ${left} s left: ${steps} steps then the evaluation; $(cat "$OUT/fit.json")" \
         | tee "$OUT/session.txt"
     if [ "$steps" -lt 1 ]; then echo "score: not one checkpoint fits, no training this call" | tee -a "$OUT/session.txt"; exit 0; fi
-    train_chunk "$(python3 -c "import json, sys; print(int(json.load(open(sys.argv[1]))['train_s']) + 30)" "$OUT/fit.json")" \
-        "$@" --steps "$steps"
+    train_chunk "$limit" "$@" --steps "$steps"
     ;;
 session)
     # the device time of a lent session (15 min, the machine's start included) fits one full call:
