@@ -178,6 +178,20 @@ def test_score_stage_trains_the_fitted_steps_then_scores(data_dir, tmp_path):
     assert unmeasured.returncode == 1 and "no speed figures" in unmeasured.stderr
 
 
+def test_a_call_with_more_than_eight_files_packs_its_logs(tmp_path):
+    """The device returns at most 8 files: past that the stage packs *.log and *.txt into logs.tgz."""
+    out = tmp_path / "out"
+    out.mkdir()
+    names = [f"part{i}.log" for i in range(6)] + ["session.txt", "speed.json", "gpu_runs.tar.partaa"]
+    for name in names:
+        (out / name).write_text(name)
+    result = run_stage(["nonsense"], tmp_path, out, tmp_path)  # packs on every exit, a failed one too
+    assert result.returncode == 2
+    assert sorted(p.name for p in out.iterdir()) == ["gpu_runs.tar.partaa", "logs.tgz", "speed.json"]
+    with tarfile.open(out / "logs.tgz") as tar:
+        assert sorted(Path(n).name for n in tar.getnames()) == sorted(n for n in names if n.endswith((".log", ".txt")))
+
+
 def test_unknown_stage_is_an_error(tmp_path):
     out = tmp_path / "out"
     out.mkdir()

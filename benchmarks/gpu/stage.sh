@@ -28,6 +28,16 @@ set -euo pipefail
 : "${OUT:?run me through the device tool (it sets OUT)}"
 export PYTHONUNBUFFERED=1 D4RL_DATASET_DIR=${D4RL_DATASET_DIR:-/tmp/d4rl}
 DEVICE=${DEVICE:-cuda}  # DEVICE=cpu tries a stage here without a GPU
+# a call returns at most 8 files from $OUT: past that, the logs and notes (*.log, *.txt) go into one
+# logs.tgz on the way out, whatever the exit
+pack_out() {
+    local logs
+    [ "$(find "$OUT" -maxdepth 1 -type f | wc -l)" -gt 8 ] || return 0
+    logs=$(cd "$OUT" && find . -maxdepth 1 -type f \( -name '*.log' -o -name '*.txt' \) -printf '%f\n')
+    [ -n "$logs" ] && (cd "$OUT" && tar czf logs.tgz --remove-files $logs)
+    return 0
+}
+trap pack_out EXIT
 if [ -d .whl ]; then
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
     export PYTHONPATH=/tmp/site
