@@ -161,8 +161,9 @@ def test_score_stage_trains_the_fitted_steps_then_scores(data_dir, tmp_path):
                        SESSION_BUDGET_S="110")
     assert result.returncode == 0, result.stdout + result.stderr
     fitted = json.loads((out / "fit.json").read_text())
-    # about 110 - 15 s left (less the seconds spent importing), less 30 s start-up and the evaluation
-    assert 300 <= fitted["steps"] <= 500 and fitted["steps"] % 100 == 0, fitted
+    # 110 - 15 s less the seconds spent importing (a few here, more on a slow machine), less 30 s start-up
+    # and the evaluation's 1.5 x 4.5 s: at most 0.85 x 10 x 58 = 493 steps, whole checkpoints of 100
+    assert 100 <= fitted["steps"] <= 400 and fitted["steps"] % 100 == 0, fitted
     final = json.loads((work / ".gpu_runs" / "maze2d-umaze-v1" / "iql_td_mpc" / "seed0" / "final.json").read_text())
     assert final["steps"] == fitted["steps"] and "normalized_score" in final
     run = work / ".gpu_runs" / "maze2d-umaze-v1" / "iql_td_mpc" / "seed0"
