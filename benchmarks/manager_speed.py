@@ -51,15 +51,32 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
+def benchmark_data(steps: int) -> dict:
+    """A maze2d-umaze dataset of `steps` steps generated with D4RL's procedure (seed 0), read into memory."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = generate_dataset(ENV, out=Path(tmp) / "umaze.hdf5", steps=steps, seed=0, show_progress=False)
+        return read_dataset(path, get_task(ENV))
+
+
+def benchmark_config(mode: str, profile: str):
+    """The agent config of a mode at a profile's sizes, resolved for the benchmark's task."""
+    return resolve_for_env(apply_profile(make_config(mode), profile), ENV)
+
+
+def agent_and_sampler(data, cfg, device: torch.device, seed: int) -> tuple[Agent, SequenceSampler]:
+    """One agent (maze2d: 4 observation and 2 action dims) and its sequence sampler on `device`."""
+    sampler = SequenceSampler(data, cfg.horizon, cfg.k, cfg.reward_scale, device=device, seed=seed,
+                              prioritized=cfg.prioritized_replay)
+    return Agent(4, 2, cfg, device, seed=seed), sampler
+
+
 def seed_updater(data, cfg, device: torch.device, seeds: int, kind: str,
                  compile_options: dict | None = None) -> Callable[[], int]:
     """A function doing one update step of `seeds` agents (seeds 0..seeds-1), returning how many
     seed-updates it did: kind "eager" / "compiled" (Agent.update one after the other) or "stacked" /
     "stacked_compiled" (one StackedAgents update for all); compiled with compile_options
     (torch.compile's backend and mode)."""
-    samplers = [SequenceSampler(data, cfg.horizon, cfg.k, cfg.reward_scale, device=device, seed=s,
-                                prioritized=cfg.prioritized_replay) for s in range(seeds)]
-    agents = [Agent(4, 2, cfg, device, seed=s) for s in range(seeds)]
+    agents, samplers = map(list, zip(*(agent_and_sampler(data, cfg, device, s) for s in range(seeds))))
     if kind in ("stacked", "stacked_compiled"):
         stacked = StackedAgents(agents)
         if kind == "stacked_compiled":
@@ -185,13 +202,11 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--compile-mode needs --compile")
     compile_options = None if args.compile_backend is None else {
         "backend": args.compile_backend, **({"mode": args.compile_mode} if args.compile_mode else {})}
-    with tempfile.TemporaryDirectory() as tmp:
-        path = generate_dataset(ENV, out=Path(tmp) / "umaze.hdf5", steps=args.dataset_steps, seed=0, show_progress=False)
-        data = read_dataset(path, get_task(ENV))
+    data = benchmark_data(args.dataset_steps)
     rows = []
     for profile in args.profiles.split(","):
         for mode in args.modes.split(","):
-            cfg = resolve_for_env(apply_profile(make_config(mode), profile), ENV)
+            cfg = benchmark_config(mode, profile)
             row = {"mode": mode, "profile": profile, "batch_size": cfg.batch_size, "horizon": cfg.horizon,
                    "mlp_dim": cfg.mlp_dim, "num_pi_samples": cfg.num_pi_samples,
                    "num_random_samples": cfg.num_random_samples,

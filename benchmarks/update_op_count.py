@@ -16,7 +16,6 @@ import argparse
 import collections
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 import torch
@@ -24,14 +23,9 @@ from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.manager_speed import agent_and_sampler, benchmark_config, benchmark_data  # noqa: E402
 from common.atomic import write_json_atomic  # noqa: E402
-from manager.agent import Agent  # noqa: E402
-from manager.config import apply_profile, make_config, resolve_for_env  # noqa: E402
-from manager.data import SequenceSampler  # noqa: E402
-from tasks import generate_dataset, get_task, read_dataset  # noqa: E402
 from tasks.datasets import code_version  # noqa: E402
-
-ENV = "maze2d-umaze-v1"
 
 
 def phase_of(event) -> str:
@@ -47,11 +41,8 @@ def phase_of(event) -> str:
 
 def count_update_ops(data, mode: str, profile_name: str) -> dict[str, int]:
     """Top-level aten ops of one update (after two warm-up updates), by phase."""
-    cfg = resolve_for_env(apply_profile(make_config(mode), profile_name), ENV)
-    device = torch.device("cpu")
-    sampler = SequenceSampler(data, cfg.horizon, cfg.k, cfg.reward_scale, device=device, seed=0,
-                              prioritized=cfg.prioritized_replay)
-    agent = Agent(4, 2, cfg, device, seed=0)
+    cfg = benchmark_config(mode, profile_name)
+    agent, sampler = agent_and_sampler(data, cfg, torch.device("cpu"), seed=0)
     for optimizer in (agent.model_optim, agent.pi_optim):
         for group in optimizer.param_groups:
             group["foreach"] = True  # the GPU's default Adam
@@ -74,9 +65,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = generate_dataset(ENV, out=Path(tmp) / "umaze.hdf5", steps=20_000, seed=0, show_progress=False)
-        data = read_dataset(path, get_task(ENV))
+    data = benchmark_data(20_000)
     rows = []
     for mode in args.modes.split(","):
         row = {"mode": mode, "profile": args.profile, **count_update_ops(data, mode, args.profile)}

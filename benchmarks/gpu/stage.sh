@@ -65,6 +65,16 @@ prepare_datasets() {
     done
 }
 
+# measure_and_prepare CMD...: the speed stage (unless SESSION_SPEED=0), CMD's datasets generated beside
+# it on a CPU core (datasets.log); a failed measurement is reported and the call goes on
+measure_and_prepare() {
+    mkdir -p "$D4RL_DATASET_DIR"
+    prepare_datasets "$@" > "$OUT/datasets.log" 2>&1 &
+    local datasets=$!
+    if [ "${SESSION_SPEED:-1}" = 1 ]; then speed || echo "a speed measurement failed (see its log)"; fi
+    wait "$datasets" || { cat "$OUT/datasets.log"; exit 1; }
+}
+
 # train_chunk SECONDS CMD...: one resumable chunk of CMD stopped after about SECONDS of training, then
 # .gpu_runs/ as 15 MiB parts in $OUT. Datasets: found in and generated into $D4RL_DATASET_DIR by the
 # task layer (within a grid's limit; before a Manager's or flat agent's, which counts training).
@@ -96,16 +106,11 @@ score)
     # iql_td_mpc|td_mpc ..., no --steps) trains for the whole checkpoints that leave time for its MPC
     # evaluation (benchmarks/gpu/fit_steps.py, from this call's own speed figures, or $SPEED_JSON's);
     # its --time-limit-s is the guard: a slower run stops at a checkpoint, resumable, unscored.
-    # Each measurement may fail without costing the rest of the call.
     [ $# -ge 1 ] || { echo "score needs a flat agent's command: python3 -m manager train --mode iql_td_mpc ..." >&2; exit 2; }
     case " $* " in *" -m manager train "*) ;; *) echo "score: CMD must be a flat agent's python3 -m manager train" >&2; exit 2 ;; esac
     case " $* " in *" --steps "*) echo "score: CMD must not give --steps (the stage fits them)" >&2; exit 2 ;; esac
     budget=${SESSION_BUDGET_S:-540}
-    mkdir -p "$D4RL_DATASET_DIR"
-    prepare_datasets "$@" > "$OUT/datasets.log" 2>&1 &  # on a CPU core beside the GPU measurements
-    datasets=$!
-    if [ "${SESSION_SPEED:-1}" = 1 ]; then speed || echo "score: a speed measurement failed (see its log)"; fi
-    wait "$datasets" || { cat "$OUT/datasets.log"; exit 1; }
+    measure_and_prepare "$@"
     speed_json=${SPEED_JSON:-$OUT/manager_speed_gpu.json}
     [ -f "$speed_json" ] || { echo "score: no speed figures at $speed_json (the speed stage failed?)" >&2; exit 1; }
     left=$(( budget - SECONDS - 15 ))
@@ -124,9 +129,7 @@ session)
     [ $# -ge 1 ] || { echo "session needs a training command, e.g. python3 -m manager train --mode manager ..." >&2; exit 2; }
     case " $* " in *" -m corl "*) echo "session: a worker stops by --chunk_steps, not by time; use the train stage" >&2; exit 2 ;; esac
     budget=${SESSION_BUDGET_S:-540}
-    if [ "${SESSION_SPEED:-1}" = 1 ]; then speed; fi
-    mkdir -p "$D4RL_DATASET_DIR"
-    prepare_datasets "$@"
+    measure_and_prepare "$@"
     left=$(( budget - SECONDS - 60 ))
     echo "session: ${SECONDS} s spent measuring and generating data, ${left} s left for: $*" | tee "$OUT/session.txt"
     if [ "$left" -lt 60 ]; then echo "session: under a minute left, no training this call" | tee -a "$OUT/session.txt"; exit 0; fi
