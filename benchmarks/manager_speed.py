@@ -8,7 +8,9 @@ For each mode (manager, iql_td_mpc, td_mpc) at the paper's sizes and the quick p
 
   - with --compile: the same updates through `Agent.compile()` (torch.compile of the loss
     computation) and the same plans through `LatentPlanner.compile()`, timed in turns with the
-    eager ones; the update's compile time is reported apart.
+    eager ones; the update's compile time is reported apart, and how far the compiled agent's
+    weights are from the eager one's after the same 5 warm-up updates (compiled_max_param_gap:
+    float rounding, ~1e-6, when the compiled update computes what the eager one does).
   - with --stacked-seeds S: S seeds trained as one `StackedAgents` (parameters on a leading seed
     axis, one vmapped update) against the same S agents updated one after the other, in turns;
     reported as seed-updates per second.
@@ -100,7 +102,19 @@ def seed_updater(data, cfg, device: torch.device, seeds: int, kind: str,
     if kind == "compiled":
         for agent in agents:
             agent.compile(**compile_options)
+    step.agents = agents  # what the agreement check reads
     return step
+
+
+WARMUP_UPDATES = 5
+
+
+def max_param_gap(a: Agent, b: Agent) -> float:
+    """Largest absolute difference between two agents' weights (the compiled update's agreement with
+    the eager one after the same updates on the same batches; CUDA graphs that replayed stale
+    memory would show here as a gap of the weights' own size, not float rounding)."""
+    with torch.no_grad():
+        return max(float((p - q).abs().max()) for p, q in zip(a.model.parameters(), b.model.parameters()))
 
 
 def update_speeds(data, cfg, device: torch.device, seconds: float, compile_options: dict | None,
@@ -121,10 +135,12 @@ def update_speeds(data, cfg, device: torch.device, seconds: float, compile_optio
     warmup_s = {}
     for name, step in contenders.items():
         start = time.perf_counter()
-        for _ in range(5):  # warm-up (the compiled agent compiles here)
+        for _ in range(WARMUP_UPDATES):  # warm-up (the compiled agent compiles here)
             step()
         sync(device)
         warmup_s[name] = time.perf_counter() - start
+    # eager and compiled started from seed 0's weights and sampled the same batches: compare them now
+    gap = max_param_gap(contenders["eager"].agents[0], contenders["compiled"].agents[0]) if compile_options else None
     done = {name: 0 for name in contenders}
     spent = {name: 0.0 for name in contenders}
     for _ in range(ROUNDS):
@@ -139,7 +155,8 @@ def update_speeds(data, cfg, device: torch.device, seconds: float, compile_optio
     row = {"updates_per_s": round(rates["eager"], 2)}
     if compile_options:
         row.update(updates_per_s_compiled=round(rates["compiled"], 2), compile_s=round(warmup_s["compiled"], 1),
-                   compiled_over_eager=round(rates["compiled"] / rates["eager"], 3))
+                   compiled_over_eager=round(rates["compiled"] / rates["eager"], 3),
+                   compiled_max_param_gap=float(f"{gap:.3g}"))
     if stacked_seeds:
         row.update(stacked_seeds=stacked_seeds, seed_updates_per_s_sequential=round(rates["sequential"], 2),
                    seed_updates_per_s_stacked=round(rates["stacked"], 2),

@@ -10,6 +10,10 @@ from typing import Any, Literal, TypeVar, get_args, get_origin
 T = TypeVar("T")
 
 
+# torch.compile's modes, as --compile-mode of python -m manager train and python -m runs offer them
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
 def config_field(default: Any, help: str, positional: bool = False, choices: Any = None) -> Any:
     """A dataclass field with its help string (required) and CLI hints."""
     return dataclasses.field(default=default, metadata={"help": help, "positional": positional,

@@ -72,8 +72,8 @@ class LatentPlanner:
     def plan(self, z: Tensor) -> Tensor:
         """First actions (N, A) of the plans from latents z (N, d)."""
         action, mean = self._plan(z, self.draw(z), self.prev_mean)
-        if mean is not None:
-            self.prev_mean = mean
+        if mean is not None:  # a copy: under CUDA graphs (--compile-mode reduce-overhead) the next replay
+            self.prev_mean = mean.clone()  # reuses the output's memory
         return action
 
     @torch.no_grad()

@@ -34,6 +34,7 @@ class GridOptions:
     python: str = sys.executable
     stack_seeds: bool = False  # an env's Manager (or flat) cells of all seeds in one process: --seeds
     compile: bool = False  # Manager and flat-agent cells torch.compile their update (and planner): --compile
+    compile_mode: str = "default"  # torch.compile's mode for them: --compile-mode (reduce-overhead: CUDA graphs)
 
 
 @dataclass(frozen=True)
@@ -66,12 +67,19 @@ class Cell:
 
 
 # --- the commands (the Makefile's manager / flat / worker targets) -----------------------------------
+def compile_args(opt: GridOptions) -> tuple[str, ...]:
+    """--compile [--compile-mode M] of the Manager and flat-agent commands (nothing without --compile)."""
+    if not opt.compile:
+        return ()
+    return ("--compile",) if opt.compile_mode == "default" else ("--compile", "--compile-mode", opt.compile_mode)
+
+
 def trainer_command(mode: str, env: str, seed: int | Sequence[int], opt: GridOptions) -> tuple[str, ...]:
     """`make manager` (mode=manager) or `make flat MODE=...`: python -m manager train ...; several
     seeds: `make manager SEEDS=...`, one process with their parameters stacked (--seeds)."""
     seed_args = ("--seed", str(seed)) if isinstance(seed, int) else ("--seeds", ",".join(map(str, seed)))
     return (opt.python, "-m", "manager", "train", "--mode", mode, "--env", env, *seed_args,
-            "--profile", opt.profile, "--device", opt.device, *(("--compile",) if opt.compile else ()),
+            "--profile", opt.profile, "--device", opt.device, *compile_args(opt),
             "--runs-dir", opt.runs_dir, *(("--data-dir", opt.data_dir) if opt.data_dir else ()))
 
 

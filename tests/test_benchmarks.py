@@ -53,6 +53,7 @@ def test_manager_speed_times_eager_compiled_and_stacked_updates_and_planning(tmp
     for row in data["rows"]:
         assert row["updates_per_s"] > 0 and row["updates_per_s_compiled"] > 0 and row["compile_s"] > 0
         assert abs(row["compiled_over_eager"] - row["updates_per_s_compiled"] / row["updates_per_s"]) < 0.01
+        assert 0 <= row["compiled_max_param_gap"] < 1e-4  # the compiled update trained like the eager one
         assert row["stacked_seeds"] == 2 and row["seed_updates_per_s_sequential"] > 0
         ratio = row["seed_updates_per_s_stacked"] / row["seed_updates_per_s_sequential"]
         assert abs(row["stacked_over_sequential"] - ratio) < 0.01

@@ -50,6 +50,12 @@ def test_train_stage_runs_a_worker_chunk_and_returns_its_run_folder(data_dir, tm
     with tarfile.open(fileobj=io.BytesIO(b"".join(p.read_bytes() for p in parts))) as tar:
         names = tar.getnames()
     assert ".gpu_runs/maze2d-umaze-v1/bc/none/seed0/final.json" in names
+    # a finished run comes back without its resume state; its results also come alone, weightless
+    assert (final.parent / "checkpoint.pt").exists() and ".gpu_runs/maze2d-umaze-v1/bc/none/seed0/checkpoint.pt" not in names
+    with tarfile.open(out / "gpu_results.tgz") as tar:
+        results = tar.getnames()
+    assert ".gpu_runs/maze2d-umaze-v1/bc/none/seed0/final.json" in results
+    assert not [name for name in results if name.endswith(".pt")]
 
 
 def test_train_stage_runs_a_manager_chunk(data_dir, tmp_path):
@@ -74,6 +80,9 @@ def test_train_stage_stops_a_manager_chunk_at_its_time_limit(data_dir, tmp_path)
     assert stopped and int(stopped.group(1)) % 100 == 0, result.stdout
     run = work / ".gpu_runs" / "maze2d-umaze-v1" / "manager" / "seed0"
     assert (run / "checkpoint.pt").exists() and not (run / "manager.pt").exists()
+    parts = sorted(out.glob("gpu_runs.tar.part*"))  # an unfinished run's checkpoint comes back: it resumes
+    with tarfile.open(fileobj=io.BytesIO(b"".join(p.read_bytes() for p in parts))) as tar:
+        assert ".gpu_runs/maze2d-umaze-v1/manager/seed0/checkpoint.pt" in tar.getnames()
 
 
 def test_session_stage_trains_for_what_is_left_of_its_budget(data_dir, tmp_path):

@@ -3,6 +3,8 @@ graph for torch.compile (no graph breaks: no host syncs, no generator calls, no 
 Python), and compiled they compute what the eager code does."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -138,7 +140,7 @@ def test_compile_flag_compiles_the_update_and_the_flat_agents_planner(data_dir, 
         original = cls.compile
 
         def compile_with_aot_eager(self, **kwargs):
-            compiled.append(cls.__name__)
+            compiled.append((cls.__name__, kwargs))
             original(self, backend="aot_eager")
         return compile_with_aot_eager
 
@@ -146,10 +148,13 @@ def test_compile_flag_compiles_the_update_and_the_flat_agents_planner(data_dir, 
     monkeypatch.setattr(LatentPlanner, "compile", recording(LatentPlanner))
     cfg = TrainConfig(mode="iql_td_mpc", env="maze2d-umaze-v1", profile="smoke", steps=20, runs_dir=str(tmp_path),
                       data_dir=str(data_dir), log_every=10, checkpoint_every=10, eval_episodes=2, progress=False,
-                      compile=True)
+                      compile=True, compile_mode="reduce-overhead")
     result = Trainer(resolve(cfg)).train()
-    assert compiled == ["Agent", "LatentPlanner"]
+    # --compile-mode reaches torch.compile's mode in both (CUDA graphs on a GPU)
+    assert compiled == [("Agent", {"mode": "reduce-overhead"}), ("LatentPlanner", {"mode": "reduce-overhead"})]
     assert result["steps"] == 20 and -50 < result["normalized_score"] < 200
+    with pytest.raises(ValueError, match="--compile-mode reduce-overhead needs --compile"):
+        resolve(dataclasses.replace(cfg, compile=False))
 
 
 def test_worker_flag_compiles_the_managers_planner(smoke_manager, umaze_small, monkeypatch):

@@ -169,6 +169,15 @@ def test_cell_commands_are_the_makefile_commands():
     assert "--compile" not in compiled_cells[f"{UMAZE}/bc/manager/seed1"].command
     assert "--compile" in stacked_command(group, compiled) and "--compile" not in stacked_command(group, opt)
     assert "--compile" in make_n("table2", "COMPILE=1") and "--compile" not in make_n("table2")
+    # COMPILE_MODE=reduce-overhead (CUDA graphs) rides along with COMPILE=1, in the cells and in make alike
+    graphed = dataclasses.replace(compiled, compile_mode="reduce-overhead")
+    graphed_manager = next(c for c in expand_grid(get_table("table2"), (UMAZE,), ("bc",), (1,), graphed)
+                           if c.kind == "manager")
+    assert "--compile --compile-mode reduce-overhead" in " ".join(graphed_manager.command)
+    assert make_n("manager", "COMPILE=1", "COMPILE_MODE=reduce-overhead") == graphed_manager.command[:-2]
+    assert "--compile-mode" not in make_n("manager", "COMPILE_MODE=reduce-overhead")  # no mode without COMPILE=1
+    assert "--compile --compile-mode reduce-overhead" in " ".join(make_n("table2", "COMPILE=1",
+                                                                         "COMPILE_MODE=reduce-overhead"))
 
 
 def test_unknown_names_are_clear_errors(capsys):
@@ -192,6 +201,8 @@ def test_unknown_names_are_clear_errors(capsys):
         parse_seeds("3-1")
     assert runs_main(["table2", "--envs", "nowhere-v0", "--dry-run"]) == 2
     assert "unknown env 'nowhere-v0'" in capsys.readouterr().err
+    assert runs_main(["table2", "--compile-mode", "reduce-overhead", "--dry-run"]) == 2
+    assert "--compile-mode reduce-overhead needs --compile" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         runs_main(["table9"])
 

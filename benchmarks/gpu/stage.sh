@@ -96,8 +96,22 @@ train_chunk() {
     esac
     local status=0
     "${limit[@]}" "$@" --device "$DEVICE" "${extra[@]}" 2>&1 | tee "$OUT/train.log" || status=$?
-    tar cf - .gpu_runs | split -b 15M - "$OUT/gpu_runs.tar.part"
+    return_runs
     return $status
+}
+
+# return_runs: .gpu_runs/ back in two forms. First the results alone (tables, manifests, metrics, logs;
+# no weights) in gpu_results.tgz, small, so they come back whatever else a call's 64 MiB leaves out;
+# then the resume state as 15 MiB parts: every run folder less the checkpoint.pt of finished runs
+# (final.json is their result; a Manager's export manager.pt stays, its workers read it). A grid
+# row's finished checkpoints came to more than the limit in the second lent session.
+return_runs() {
+    local finished
+    finished=$(mktemp)
+    tar czf "$OUT/gpu_results.tgz" --exclude='*.pt' .gpu_runs
+    find .gpu_runs -name checkpoint.pt -execdir test -e final.json \; -print > "$finished"
+    tar cf - -X "$finished" .gpu_runs | split -b 15M - "$OUT/gpu_runs.tar.part"
+    rm -f "$finished"
 }
 
 case "$stage" in
