@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="also time the update under torch.compile (default backend inductor), side by side")
     parser.add_argument("--compile-mode", default=None,
                         help="torch.compile's mode for the compiled contenders, e.g. reduce-overhead (CUDA graphs: "
-                             "the launch-bound GPU update's next lever, docs/manager.md) or max-autotune")
+                             "3.8x the eager Manager update on an H200, docs/manager.md) or max-autotune")
     parser.add_argument("--stacked-seeds", type=int, default=0,
                         help="also time S seeds as one StackedAgents against S agents one after the other")
     parser.add_argument("--no-plan", action="store_true", help="skip the planning measurements")
