@@ -290,11 +290,13 @@ def test_compile_flag_with_seeds_compiles_the_stacked_update(data_dir, tmp_path,
     original = StackedAgents.compile
 
     def compile_with_aot_eager(self, **kwargs):
-        calls.append(len(self))
+        calls.append((len(self), kwargs))
         original(self, backend="aot_eager")
 
     monkeypatch.setattr(StackedAgents, "compile", compile_with_aot_eager)
     cfg = TrainConfig(mode="manager", env=ENV, profile="smoke", steps=20, runs_dir=str(tmp_path),
-                      data_dir=str(data_dir), log_every=10, checkpoint_every=10, progress=False, compile=True)
+                      data_dir=str(data_dir), log_every=10, checkpoint_every=10, progress=False, compile=True,
+                      compile_mode="reduce-overhead")
     results = train_stacked(resolve(cfg), [0, 1])
-    assert calls == [2] and [r["seed"] for r in results] == [0, 1] and all(r["steps"] == 20 for r in results)
+    assert calls == [(2, {"mode": "reduce-overhead"})]  # --compile-mode reaches the stacked update too
+    assert [r["seed"] for r in results] == [0, 1] and all(r["steps"] == 20 for r in results)
