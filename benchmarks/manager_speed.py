@@ -73,9 +73,9 @@ def agent_and_sampler(data, cfg, device: torch.device, seed: int) -> tuple[Agent
 
 
 def seed_updater(data, cfg, device: torch.device, seeds: int, kind: str,
-                 compile_options: dict | None = None) -> Callable[[], int]:
+                 compile_options: dict | None = None) -> tuple[Callable[[], int], list[Agent]]:
     """A function doing one update step of `seeds` agents (seeds 0..seeds-1), returning how many
-    seed-updates it did: kind "eager" / "compiled" (Agent.update one after the other) or "stacked" /
+    seed-updates it did, and those agents: kind "eager" / "compiled" (Agent.update one after the other) or "stacked" /
     "stacked_compiled" (one StackedAgents update for all); compiled with compile_options
     (torch.compile's backend and mode)."""
     agents, samplers = map(list, zip(*(agent_and_sampler(data, cfg, device, s) for s in range(seeds))))
@@ -91,7 +91,7 @@ def seed_updater(data, cfg, device: torch.device, seeds: int, kind: str,
                 for sampler, batch, priorities in zip(samplers, batches, stacked.priorities):
                     sampler.update_priorities(batch.index, priorities)
             return seeds
-        return step
+        return step, agents
 
     def step() -> int:
         for sampler, agent in zip(samplers, agents):
@@ -102,8 +102,7 @@ def seed_updater(data, cfg, device: torch.device, seeds: int, kind: str,
     if kind == "compiled":
         for agent in agents:
             agent.compile(**compile_options)
-    step.agents = agents  # what the agreement check reads
-    return step
+    return step, agents
 
 
 WARMUP_UPDATES = 5
@@ -123,15 +122,16 @@ def update_speeds(data, cfg, device: torch.device, seconds: float, compile_optio
     seconds / ROUNDS each, so machine load drifts hit them alike: eager Agent.update, and with
     compile_options the compiled one; with stacked_seeds S, S agents one after the other against
     the same S as one StackedAgents (and, with compile_options, a compiled StackedAgents)."""
-    contenders = {"eager": seed_updater(data, cfg, device, 1, "eager")}
+    kinds = {"eager": (1, "eager")}  # contender -> (seeds, kind)
     if compile_options:
-        contenders["compiled"] = seed_updater(data, cfg, device, 1, "compiled", compile_options)
+        kinds["compiled"] = (1, "compiled")
     if stacked_seeds:
-        contenders["sequential"] = seed_updater(data, cfg, device, stacked_seeds, "eager")
-        contenders["stacked"] = seed_updater(data, cfg, device, stacked_seeds, "stacked")
+        kinds.update(sequential=(stacked_seeds, "eager"), stacked=(stacked_seeds, "stacked"))
         if compile_options:
-            contenders["stacked_compiled"] = seed_updater(data, cfg, device, stacked_seeds, "stacked_compiled",
-                                                          compile_options)
+            kinds["stacked_compiled"] = (stacked_seeds, "stacked_compiled")
+    contenders, agents = {}, {}
+    for name, (seeds, kind) in kinds.items():
+        contenders[name], agents[name] = seed_updater(data, cfg, device, seeds, kind, compile_options)
     warmup_s = {}
     for name, step in contenders.items():
         start = time.perf_counter()
@@ -140,7 +140,7 @@ def update_speeds(data, cfg, device: torch.device, seconds: float, compile_optio
         sync(device)
         warmup_s[name] = time.perf_counter() - start
     # eager and compiled started from seed 0's weights and sampled the same batches: compare them now
-    gap = max_param_gap(contenders["eager"].agents[0], contenders["compiled"].agents[0]) if compile_options else None
+    gap = max_param_gap(agents["eager"][0], agents["compiled"][0]) if compile_options else None
     done = {name: 0 for name in contenders}
     spent = {name: 0.0 for name in contenders}
     for _ in range(ROUNDS):
