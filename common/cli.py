@@ -14,6 +14,14 @@ T = TypeVar("T")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
+def compile_kwargs(compile: bool, mode: str) -> dict[str, str]:
+    """torch.compile's keyword arguments for --compile / --compile-mode MODE (none for its default
+    mode); a mode without --compile is an error naming the fix."""
+    if mode != "default" and not compile:
+        raise ValueError(f"--compile-mode {mode} needs --compile (it chooses how the update is compiled)")
+    return {} if mode == "default" else {"mode": mode}
+
+
 def config_field(default: Any, help: str, positional: bool = False, choices: Any = None) -> Any:
     """A dataclass field with its help string (required) and CLI hints."""
     return dataclasses.field(default=default, metadata={"help": help, "positional": positional,

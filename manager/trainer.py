@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from common.checkpoint import load_checkpoint, save_atomic
-from common.cli import COMPILE_MODES
+from common.cli import COMPILE_MODES, compile_kwargs
 from common.cli import config_field as field
 from common.device import resolve_device, resolve_profile
 from common.machine import device_description
@@ -95,8 +95,7 @@ def resolve(train: TrainConfig, overrides: dict[str, Any] | None = None) -> Reso
     cfg = resolve_for_env(apply_profile(cfg, profile, explicit), train.env, explicit)
     manager_steps, flat_steps = PROFILE_STEPS[profile]
     steps = train.steps if train.steps is not None else (manager_steps if train.mode == "manager" else flat_steps)
-    if train.compile_mode != "default" and not train.compile:
-        raise ValueError(f"--compile-mode {train.compile_mode} needs --compile (it chooses how the update is compiled)")
+    compile_options(train)  # a --compile-mode without --compile fails here, before any data is read
     if train.checkpoint_every % train.log_every:
         raise ValueError("checkpoint_every must be a multiple of log_every (so a resumed run logs identically)")
     episodes = train.eval_episodes if train.eval_episodes is not None else PROFILE_EVAL_EPISODES[profile]
@@ -104,8 +103,8 @@ def resolve(train: TrainConfig, overrides: dict[str, Any] | None = None) -> Reso
 
 
 def compile_options(train: TrainConfig) -> dict[str, str]:
-    """torch.compile's keyword arguments for --compile-mode (none for its default mode)."""
-    return {} if train.compile_mode == "default" else {"mode": train.compile_mode}
+    """torch.compile's keyword arguments of a run (common.cli.compile_kwargs)."""
+    return compile_kwargs(train.compile, train.compile_mode)
 
 
 class Trainer:

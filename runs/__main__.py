@@ -22,7 +22,7 @@ import sys
 from collections import Counter
 from dataclasses import dataclass
 
-from common.cli import COMPILE_MODES, add_config_arguments, config_from_args
+from common.cli import COMPILE_MODES, add_config_arguments, compile_kwargs, config_from_args
 from common.cli import config_field as field
 from runs import manifest as m
 from runs.aggregate import ALPHA, aggregate
@@ -130,10 +130,9 @@ def main(argv: list[str] | None = None) -> int:
         envs, algos, seeds = resolve_envs(table, cfg.envs), resolve_algos(table, cfg.algos), parse_seeds(cfg.seeds)
         if cfg.jobs < 1:
             raise ValueError(f"--jobs must be at least 1, got {cfg.jobs}")
+        compile_kwargs(cfg.compile, cfg.compile_mode)  # a mode without --compile fails before any cell runs
         options = GridOptions(cfg.profile, cfg.device, cfg.runs_dir, cfg.data_dir or None, stack_seeds=cfg.stack_seeds,
                               compile=cfg.compile, compile_mode=cfg.compile_mode)
-        if cfg.compile_mode != "default" and not cfg.compile:
-            raise ValueError(f"--compile-mode {cfg.compile_mode} needs --compile")
         cells = expand_grid(table, envs, algos, seeds, options)
         unavailable = sum(1 for c in cells if c.unavailable)
         print(f"[grid] {table.name}: {len(envs)} datasets x {max(len(algos), 1)} column(s) x {len(seeds)} seeds: "
