@@ -18,6 +18,8 @@ STEPS_ARG := $(if $(STEPS),--steps $(STEPS),)
 COMPILE ?=
 COMPILE_MODE ?=
 COMPILE_ARG := $(if $(COMPILE),--compile $(if $(COMPILE_MODE),--compile-mode $(COMPILE_MODE),),)
+# the workers' spelling (pyrallis): --compile true [--compile_mode MODE]
+WORKER_COMPILE_ARG := $(if $(COMPILE),--compile true $(if $(COMPILE_MODE),--compile_mode $(COMPILE_MODE),),)
 # make manager|flat SEEDS=0,1,2: those seeds in one process, stacked (python -m manager train --seeds)
 SEED_ARG = $(if $(filter command line environment,$(origin SEEDS)),--seeds $(SEEDS),--seed $(SEED))
 BOOTSTRAP_PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -43,14 +45,14 @@ help:
 	@echo "make flat MODE=iql_td_mpc  train and MPC-evaluate a flat agent (MODE=iql_td_mpc|td_mpc)"
 	@echo "make worker ALGO=bc|bc_10|awac|iql|td3_bc|cql|dt|idql INTENT=none|manager|random  train a worker (runs/ENV/ALGO/INTENT/seedK)"
 	@echo "variables: ENV=$(ENV) SEED=$(SEED) EPISODES=$(EPISODES) PROFILE=$(PROFILE) (paper|quick|smoke|auto)"
-	@echo "           DEVICE=$(DEVICE) (cpu|cuda|auto) STEPS=<override> COMPILE=1 (manager/flat: torch.compile the update)"
+	@echo "           DEVICE=$(DEVICE) (cpu|cuda|auto) STEPS=<override> COMPILE=1 (manager/flat/worker: torch.compile the update)"
 	@echo "           COMPILE_MODE=reduce-overhead (with COMPILE=1: CUDA graphs, 3.8x eager on an H200)"
 	@echo "           SEEDS=0,1,2 (manager/flat: train these seeds in one process, parameters stacked)"
 	@echo "           PYTHON=<interpreter, skips .venv>"
 	@echo "make table1|table2|table3  the paper's grids, resumable: runs/tableN.md/.csv/.png (docs/tables.md)"
 	@echo "           ENVS=<datasets or domain> ALGOS=<workers> SEEDS=$(SEEDS) JOBS=$(JOBS) ENGINE=$(ENGINE) (local|submitit)"
 	@echo "           STACK_SEEDS=1 (an env's Managers / flat agents of all seeds in one process, stacked)"
-	@echo "           COMPILE=1 (the grid's Managers / flat agents torch.compile their update; on a GPU with STACK_SEEDS=1)"
+	@echo "           COMPILE=1 (the grid's Managers, flat agents and workers torch.compile their update)"
 	@echo "           TABLE_FLAGS='<other python -m runs flags, e.g. --aggregate-only --dry-run --gpus 0,1>'"
 
 # The paper's grids (python -m runs --help, docs/tables.md): each cell is a make manager/flat/worker command.
@@ -106,7 +108,7 @@ flat: $(DEPS)
 
 worker: $(DEPS)
 	$(PY) -m corl $(ALGO) --env $(ENV) --seed $(SEED) --intent $(INTENT) --profile $(PROFILE) --device $(DEVICE) \
-		$(MANAGER_ARG) $(if $(STEPS),--steps $(STEPS),) $(if $(WANDB),--wandb true,)
+		$(WORKER_COMPILE_ARG) $(MANAGER_ARG) $(if $(STEPS),--steps $(STEPS),) $(if $(WANDB),--wandb true,)
 
 clean-venv:
 	rm -rf .venv

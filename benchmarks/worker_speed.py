@@ -16,8 +16,14 @@ ours is corl/dt.py's build_algo(...).update. Both get the same random (B, 20)-st
 
     python benchmarks/worker_speed.py --corl /path/to/CORL [--device cpu|cuda] \
         [--out docs/results/worker_speed_cpu.json]
+    python benchmarks/worker_speed.py --algos bc,td3_bc --compile [--compile-mode reduce-overhead]
 
-Without --corl only our updates/s are printed.
+Without --corl only our updates/s are printed. With --compile (the workers --compile takes:
+corl/shared/compiled.py) our update also runs compiled, timed in the same alternating rounds as the
+eager one (compiled_over_eager), with its one-off compile time (compile_s) and how far its weights
+are from the eager one's after the same 5 updates on the same batches and draws
+(compiled_max_param_gap: float rounding when the compiled update computes the eager one; DT's is
+measured with its dropouts off, since compiled dropout draws its own masks).
 """
 from __future__ import annotations
 
@@ -38,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common.atomic import write_json_atomic  # noqa: E402
 from common.machine import device_description  # noqa: E402
 from corl import any_percent_bc, awac, cql, dt, idql, iql, td3_bc  # noqa: E402
+from corl.shared.compiled import COMPILABLE_ALGOS  # noqa: E402
 from tasks.datasets import code_version  # noqa: E402
 
 STATE_DIM, ACTION_DIM, BATCH = 14, 2, 256  # maze2d (4) + the Manager's intent (10); CORL's batch size
@@ -151,12 +158,43 @@ def build_corl_dt(m: types.ModuleType, device: str) -> Callable:
     return step
 
 
-def build_ours(algo: str, device: str) -> Callable:
+def build_ours(algo: str, device: str, dropout: bool = True):
+    """Our worker at the benchmark's sizes with its defaults (dropout=False: DT's dropouts off)."""
     if algo == "dt":
-        return dt.build_algo(dt.DTConfig(), STATE_DIM, ACTION_DIM, DT_EPISODE_LEN, device).update
+        cfg = dt.DTConfig() if dropout else dt.DTConfig(attention_dropout=0.0, residual_dropout=0.0,
+                                                        embedding_dropout=0.0)
+        return dt.build_algo(cfg, STATE_DIM, ACTION_DIM, DT_EPISODE_LEN, device)
     module, config_cls = OURS[algo]
     cfg = config_cls(env="maze2d-umaze-v1", steps=1_000_000)  # steps: the length of IQL's lr schedule
-    return module.build_algo(cfg, STATE_DIM, ACTION_DIM, 1.0, device).update
+    return module.build_algo(cfg, STATE_DIM, ACTION_DIM, 1.0, device)
+
+
+def float_state(algo_state: dict, prefix: str = "") -> dict[str, torch.Tensor]:
+    """Every floating-point tensor of a worker's (nested) state dict: weights and optimiser moments."""
+    out = {}
+    for key, value in algo_state.items():
+        if isinstance(value, dict):
+            out.update(float_state(value, f"{prefix}{key}."))
+        elif torch.is_tensor(value) and value.is_floating_point():
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def compiled_gap(algo: str, data: list, device: str, compile_options: dict, updates: int = 5) -> float:
+    """Largest absolute difference between the weights (and Adam moments) of an eager and a compiled
+    worker after the same `updates` updates from the same weights on the same batches and draws."""
+    pair = []
+    for compiled in (False, True):
+        torch.manual_seed(0)
+        worker = build_ours(algo, device, dropout=False)
+        if compiled:
+            worker.compile(**compile_options)
+        for i in range(updates):
+            torch.manual_seed(i + 1)
+            worker.update(data[i % len(data)])
+        pair.append(float_state(worker.state_dict()))
+    eager, compiled_state = pair
+    return max(float((eager[k] - compiled_state[k]).abs().max()) for k in eager)
 
 
 def random_batches(n: int, device: str, seed: int = 0, batch: int = BATCH) -> list[list[torch.Tensor]]:
@@ -224,29 +262,59 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dt-updates", type=int, default=None,
                         help="DT updates per timed round (default: --updates on a GPU, 10 on a CPU)")
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds (median taken)")
+    parser.add_argument("--compile", dest="compile_backend", nargs="?", const="inductor", default=None,
+                        help="also time our update under torch.compile (default backend inductor), side by side")
+    parser.add_argument("--compile-mode", default=None,
+                        help="torch.compile's mode of the compiled update, e.g. reduce-overhead (CUDA graphs)")
     parser.add_argument("--out", type=Path, default=None, help="write the figures as JSON")
     args = parser.parse_args(argv)
+    if args.compile_mode and not args.compile_backend:
+        parser.error("--compile-mode needs --compile")
+    compile_options = None
+    if args.compile_backend:
+        compile_options = {"backend": args.compile_backend, **({"mode": args.compile_mode} if args.compile_mode else {})}
+        not_compilable = [a for a in args.algos.split(",") if a not in COMPILABLE_ALGOS]
+        if not_compilable:
+            parser.error(f"--compile: {', '.join(not_compilable)} cannot be compiled; choose among "
+                         f"{', '.join(a for a in COMPILABLE_ALGOS if a != 'bc_10')}")
     torch.manual_seed(0)
     batches = random_batches(16, args.device)
     results = {}
     for algo in args.algos.split(","):
-        ours = build_ours(algo, args.device)
+        ours = build_ours(algo, args.device).update
+        compiled = None
+        if compile_options:
+            compiled_worker = build_ours(algo, args.device)
+            compiled_worker.compile(**compile_options)
+            compiled = compiled_worker.update
         corl = None
         if args.corl and algo in CORL_FILES:
             module = load_corl_module(args.corl, algo)
             corl = build_corl_dt(module, args.device) if algo == "dt" else build_corl(module, algo, args.device)[1]
         data, updates, sizes = workload(algo, args, batches)
-        for step in (ours, corl):  # warm-up
+        compile_s = None
+        for name, step in (("ours", ours), ("compiled", compiled), ("corl", corl)):  # warm-up (compiles)
             if step is not None:
+                start = time.perf_counter()
                 timed(step, data, args.device, max(2, updates // 10))
-        ours_rates, corl_rates = [], []
+                if name == "compiled":
+                    compile_s = time.perf_counter() - start
+        ours_rates, compiled_rates, corl_rates = [], [], []
         for _ in range(args.rounds):
             ours_rates.append(timed(ours, data, args.device, updates))
+            if compiled is not None:
+                compiled_rates.append(timed(compiled, data, args.device, updates))
             if corl is not None:
                 corl_rates.append(timed(corl, data, args.device, updates))
-        row = {"ours_updates_per_s": round(statistics.median(ours_rates), 2 if algo == "dt" else 1)}
+        digits = 2 if algo == "dt" else 1
+        row = {"ours_updates_per_s": round(statistics.median(ours_rates), digits)}
+        if compiled_rates:
+            row["compiled_updates_per_s"] = round(statistics.median(compiled_rates), digits)
+            row["compiled_over_eager"] = round(float(np.median(np.array(compiled_rates) / np.array(ours_rates))), 3)
+            row["compile_s"] = round(compile_s, 1)
+            row["compiled_max_param_gap"] = float(f"{compiled_gap(algo, data, args.device, compile_options):.3g}")
         if corl_rates:
-            row["corl_updates_per_s"] = round(statistics.median(corl_rates), 2 if algo == "dt" else 1)
+            row["corl_updates_per_s"] = round(statistics.median(corl_rates), digits)
             row["ratio_ours_over_corl"] = round(float(np.median(np.array(ours_rates) / np.array(corl_rates))), 3)
         row.update(sizes)
         results[algo] = row
@@ -257,6 +325,7 @@ def main(argv: list[str] | None = None) -> int:
             "device": args.device, "device_name": device_description(args.device), "torch": torch.__version__,
             "threads": torch.get_num_threads(), "state_dim": STATE_DIM, "action_dim": ACTION_DIM,
             "batch_size": BATCH, "updates_per_round": args.updates, "rounds": args.rounds,
+            "compile_backend": args.compile_backend, "compile_mode": args.compile_mode,
             "code_version": code_version(), "results": results})
     return 0
 

@@ -10,15 +10,19 @@ from typing import Any, Literal, TypeVar, get_args, get_origin
 T = TypeVar("T")
 
 
-# torch.compile's modes, as --compile-mode of python -m manager train and python -m runs offer them
+# torch.compile's modes, as --compile-mode of python -m manager train and python -m runs (and
+# --compile_mode of the workers, python -m corl) offer them
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
-def compile_kwargs(compile: bool, mode: str) -> dict[str, str]:
+def compile_kwargs(compile: bool, mode: str, flag: str = "--compile-mode") -> dict[str, str]:
     """torch.compile's keyword arguments for --compile / --compile-mode MODE (none for its default
-    mode); a mode without --compile is an error naming the fix."""
+    mode); an unknown mode, or a mode without --compile, is an error naming the fix (`flag`: the
+    option's spelling in the caller's CLI)."""
+    if mode not in COMPILE_MODES:
+        raise ValueError(f"unknown {flag} {mode!r}; choose one of {', '.join(COMPILE_MODES)}")
     if mode != "default" and not compile:
-        raise ValueError(f"--compile-mode {mode} needs --compile (it chooses how the update is compiled)")
+        raise ValueError(f"{flag} {mode} needs --compile (it chooses how the update is compiled)")
     return {} if mode == "default" else {"mode": mode}
 
 

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from common.cli import config_field as field
+from corl.shared.compiled import CompiledLosses
 from corl.shared.config import WorkerConfig, worker_main
 from corl.shared.data import ReplayBuffer, episode_slices, load_transitions, normalize_dataset
 from corl.shared.nets import DeterministicActor
@@ -49,14 +50,19 @@ def bc_loss(predicted: Tensor, action: Tensor) -> Tensor:
     return ((predicted - action) ** 2).mean()
 
 
-class BC:
+class BC(CompiledLosses):
+    LOSS_METHODS = ("_loss",)  # --compile: torch.compile'd (corl/shared/compiled.py)
+
     def __init__(self, actor: DeterministicActor, lr: float):
         self.actor = actor
         self.optimizer = torch.optim.Adam(actor.parameters(), lr=lr)
 
+    def _loss(self, state: Tensor, action: Tensor) -> Tensor:
+        return bc_loss(self.actor(state), action)
+
     def update(self, batch: list[Tensor]) -> dict[str, Tensor]:
         state, action = batch[0], batch[1]
-        loss = bc_loss(self.actor(state), action)
+        loss = self._loss(state, action)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()

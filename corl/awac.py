@@ -41,6 +41,7 @@ import torch
 from torch import Tensor
 
 from common.cli import config_field as field
+from corl.shared.compiled import CompiledLosses
 from corl.shared.config import WorkerConfig, worker_main
 from corl.shared.data import ReplayBuffer, load_transitions, modify_reward, normalize_dataset
 from corl.shared.losses import td_target, twin_critic_loss
@@ -74,7 +75,9 @@ def awac_actor_loss(log_prob: Tensor, weights: Tensor) -> Tensor:
     return (-log_prob * weights).mean()
 
 
-class AWAC:
+class AWAC(CompiledLosses):
+    LOSS_METHODS = ("_critic_loss", "_actor_loss")  # --compile: torch.compile'd (corl/shared/compiled.py)
+
     def __init__(self, actor: GaussianActor, critic_1: QNetwork, critic_2: QNetwork, max_action: float,
                  learning_rate: float, gamma: float, tau: float, awac_lambda: float, exp_adv_max: float):
         self.actor, self.critic_1, self.critic_2 = actor, critic_1, critic_2
@@ -88,23 +91,25 @@ class AWAC:
         self.awac_lambda, self.exp_adv_max = awac_lambda, exp_adv_max
 
     @torch.no_grad()
-    def _sample_action(self, states: Tensor) -> Tensor:
-        return self.actor(states).rsample().clamp(-self.max_action, self.max_action)  # (B, act)
+    def _sample_action(self, states: Tensor, standard_normal: Tensor) -> Tensor:
+        """pi(.|s).rsample() from the caller's draw standard_normal (B, act), clamped to the bounds."""
+        dist = self.actor(states)
+        return (dist.loc + standard_normal * dist.scale).clamp(-self.max_action, self.max_action)  # (B, act)
 
     def _min_q(self, states: Tensor, actions: Tensor) -> Tensor:
         return torch.min(self.critic_1(states, actions), self.critic_2(states, actions))  # (B,)
 
-    def _critic_loss(self, states, actions, rewards, dones, next_states) -> Tensor:
+    def _critic_loss(self, states, actions, rewards, dones, next_states, standard_normal) -> Tensor:
         with torch.no_grad():
-            next_actions = self._sample_action(next_states)
+            next_actions = self._sample_action(next_states, standard_normal)
             next_q = torch.min(self.target_critic_1(next_states, next_actions),
                                self.target_critic_2(next_states, next_actions))  # (B,)
             target = td_target(rewards, dones, next_q, self.gamma)
         return twin_critic_loss(self.critic_1(states, actions), self.critic_2(states, actions), target)
 
-    def _actor_loss(self, states: Tensor, actions: Tensor) -> Tensor:
+    def _actor_loss(self, states: Tensor, actions: Tensor, standard_normal: Tensor) -> Tensor:
         with torch.no_grad():
-            v = self._min_q(states, self._sample_action(states))  # (B,)
+            v = self._min_q(states, self._sample_action(states, standard_normal))  # (B,)
             adv = self._min_q(states, actions) - v
             weights = awac_weights(adv, self.awac_lambda, self.exp_adv_max)
         return awac_actor_loss(self.actor.log_prob(states, actions), weights)
@@ -112,14 +117,14 @@ class AWAC:
     def update(self, batch: list[Tensor]) -> dict[str, Tensor]:
         states, actions, rewards, next_states, dones = batch
         rewards, dones = rewards.squeeze(-1), dones.squeeze(-1)  # (B,)
-        critic_loss = self._critic_loss(states, actions, rewards, dones, next_states)
+        critic_loss = self._critic_loss(states, actions, rewards, dones, next_states, torch.randn_like(actions))
         self.critic_1_optimizer.zero_grad(set_to_none=True)
         self.critic_2_optimizer.zero_grad(set_to_none=True)
         critic_loss.backward()
         self.critic_1_optimizer.step()
         self.critic_2_optimizer.step()
 
-        actor_loss = self._actor_loss(states, actions)
+        actor_loss = self._actor_loss(states, actions, torch.randn_like(actions))
         self.actor_optimizer.zero_grad(set_to_none=True)
         actor_loss.backward()
         self.actor_optimizer.step()

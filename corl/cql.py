@@ -54,6 +54,15 @@ Choices (where this project differs or had to decide):
   gradients reach log_alpha / log_alpha' and then discards them with the next zero_grad); alpha'
   is fitted on the detached diffs (CORL's separate backward reaches the critics' grads, which its
   critic zero_grad then clears): the same updates.
+- One backward pass: CORL calls backward three or four times (alpha, actor, alpha', critics), each
+  followed by its optimiser's step. Here the four losses reach disjoint parameters (the policy
+  loss's min Q runs through detached critic weights, so its gradient reaches the actor only, as
+  CORL's does once its critic zero_grad has cleared the rest), so one backward pass of their sum
+  gives every optimiser the same gradients, and the steps follow in CORL's order (every loss is
+  computed before any step, in CORL as here). The update's draws come first, from the global
+  generator in CORL's order (`draw_noise`), and `_losses` is a pure function of them: one graph
+  for `--compile` (corl/shared/compiled.py). Checked: the same numbers, bit for bit, as the
+  earlier one-backward-per-loss code on every switch combination.
 - Metrics: update() returns a fixed set of detached 0-d tensors (losses, alpha, alpha', the
   conservative diffs, mean Q); CORL's std-of-Q logs are left out.
 - state_dict() also holds log_alpha, log_alpha' and all five optimisers, loaded in place (CORL's
@@ -74,7 +83,7 @@ import math
 import sys
 from copy import deepcopy
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
 import numpy as np
 import torch
@@ -82,6 +91,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from common.cli import config_field as field
+from corl.shared.compiled import CompiledLosses
 from corl.shared.config import WorkerConfig, worker_main
 from corl.shared.data import LOCOMOTION, ReplayBuffer, load_transitions, modify_reward, normalize_dataset
 from corl.shared.losses import td_target
@@ -182,13 +192,16 @@ class TanhGaussianPolicy(nn.Module):
         log_std = (self.log_std_multiplier * log_std + self.log_std_offset).clamp(LOG_STD_MIN, LOG_STD_MAX)
         return mean, log_std
 
-    def forward(self, observations: Tensor, deterministic: bool = False, repeat: Optional[int] = None
-                ) -> tuple[Tensor, Tensor]:
-        """Actions (B, act) and log pi (B,); with repeat=N, N samples per state: (B, N, act), (B, N)."""
+    def forward(self, observations: Tensor, deterministic: bool = False, repeat: Optional[int] = None,
+                noise: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
+        """Actions (B, act) and log pi (B,); with repeat=N, N samples per state: (B, N, act), (B, N).
+        noise: the standard normal draw of the sample (the actions' shape), drawn here if None."""
         if repeat is not None:
             observations = observations.unsqueeze(1).expand(-1, repeat, -1)  # (B, N, obs)
         mean, log_std = self._mean_log_std(observations)
-        pre_tanh = mean if deterministic else mean + torch.exp(log_std) * torch.randn_like(mean)
+        if not deterministic:
+            noise = torch.randn_like(mean) if noise is None else noise
+        pre_tanh = mean if deterministic else mean + torch.exp(log_std) * noise
         return self.max_action * torch.tanh(pre_tanh), tanh_gaussian_log_prob(pre_tanh, mean, log_std)
 
     def log_prob(self, observations: Tensor, actions: Tensor) -> Tensor:
@@ -261,7 +274,18 @@ def alpha_prime_loss(log_alpha_prime: Tensor, diff_1: Tensor, diff_2: Tensor, cq
 
 
 # --- the algorithm ------------------------------------------------------------------------------
-class ContinuousCQL:
+class CQLNoise(NamedTuple):
+    """One update's random draws (standard normal unless said otherwise)."""
+
+    policy: Tensor  # (B, act) the policy sample at s (alpha and the policy loss)
+    target: Tensor  # (B, act), or (B, N, act) with cql_max_target_backup: a' at s'
+    uniform: Tensor  # (B, N, act) uniform(-1, 1) actions of the conservative term
+    current: Tensor  # (B, N, act) the N policy samples at s
+    next: Tensor  # (B, N, act) the N policy samples at s'
+
+
+class ContinuousCQL(CompiledLosses):
+    LOSS_METHODS = ("_losses",)  # --compile: torch.compile'd (corl/shared/compiled.py)
     STATE = ("actor", "critic_1", "critic_2", "target_critic_1", "target_critic_2", "actor_optimizer",
              "critic_1_optimizer", "critic_2_optimizer", "alpha_optimizer", "alpha_prime_optimizer")
 
@@ -295,58 +319,81 @@ class ContinuousCQL:
         self.cql_clip_diff_min, self.cql_clip_diff_max = cql_clip_diff_min, cql_clip_diff_max
         self.total_it = 0
 
-    def _target_q(self, next_observations: Tensor, alpha: Tensor) -> Tensor:
+    def _target_q(self, next_observations: Tensor, alpha: Tensor, noise: Tensor) -> Tensor:
         """min(Q1', Q2')(s', a' ~ pi(s')) (or its max over cql_n_actions samples), minus alpha log pi
-        with backup_entropy: (B,)."""
+        with backup_entropy: (B,). noise: the draw of a', (B, act) or (B, N, act)."""
         if self.cql_max_target_backup:
-            next_actions, next_log_pi = self.actor(next_observations, repeat=self.cql_n_actions)  # (B, N, act), (B, N)
+            next_actions, next_log_pi = self.actor(next_observations, repeat=self.cql_n_actions, noise=noise)
             target_q, next_log_pi = max_target_backup(
                 torch.min(self.target_critic_1(next_observations, next_actions),
-                          self.target_critic_2(next_observations, next_actions)), next_log_pi)
+                          self.target_critic_2(next_observations, next_actions)), next_log_pi)  # (B,), (B,)
         else:
-            next_actions, next_log_pi = self.actor(next_observations)  # (B, act), (B,)
+            next_actions, next_log_pi = self.actor(next_observations, noise=noise)  # (B, act), (B,)
             target_q = torch.min(self.target_critic_1(next_observations, next_actions),
                                  self.target_critic_2(next_observations, next_actions))
         if self.backup_entropy:
             target_q = target_q - alpha * next_log_pi
         return target_q
 
-    def update(self, batch: list[Tensor]) -> dict[str, Tensor]:
-        self.total_it += 1
-        observations, actions, rewards, next_observations, dones = batch
+    def draw_noise(self, actions: Tensor) -> CQLNoise:
+        """The update's draws from the global generator, in CORL's order: the policy sample at s, a'
+        at s', the uniform actions, the N policy samples at s and at s'."""
+        batch_size, action_dim = actions.shape
+        n = self.cql_n_actions
+        repeated = (batch_size, n, action_dim)
+        policy = torch.randn_like(actions)  # (B, act)
+        target = actions.new_empty(repeated).normal_() if self.cql_max_target_backup else torch.randn_like(actions)
+        uniform = actions.new_empty(repeated).uniform_(-1, 1)  # (B, N, act)
+        return CQLNoise(policy, target, uniform, actions.new_empty(repeated).normal_(),
+                        actions.new_empty(repeated).normal_())
+
+    def _frozen_min_q(self, observations: Tensor, actions: Tensor) -> Tensor:
+        """min(Q1, Q2)(s, a) through detached critic weights: the policy loss's value, whose gradient
+        reaches the actions (the actor) and never the critics. (B,)."""
+        values = [torch.func.functional_call(critic, {k: v.detach() for k, v in critic.named_parameters()},
+                                             (observations, actions))
+                  for critic in (self.critic_1, self.critic_2)]
+        return torch.min(*values)
+
+    def _losses(self, observations: Tensor, actions: Tensor, rewards: Tensor, next_observations: Tensor,
+                dones: Tensor, noise: CQLNoise, bc_value: bool) -> dict[str, Tensor]:
+        """Every loss and metric of one update from the weights as they are (a pure function of its
+        arguments: the draws in `noise`, bc_value = whether this step is a bc_steps step). The four
+        losses reach disjoint parameters (alpha_loss log_alpha, policy_loss the actor, alpha_prime_loss
+        log_alpha', qf_loss the critics), so one backward pass of their sum gives each optimiser
+        CORL's gradients. All 0-d."""
         batch_size, action_dim = actions.shape
         n = self.cql_n_actions
 
         # alpha and the policy loss
-        new_actions, log_pi = self.actor(observations)  # (B, act), (B,)
+        new_actions, log_pi = self.actor(observations, noise=noise.policy)  # (B, act), (B,)
         if self.use_automatic_entropy_tuning:
             alpha_loss = entropy_alpha_loss(self.log_alpha, log_pi, self.target_entropy)
             alpha = self.log_alpha.detach().exp() * self.alpha_multiplier
         else:
             alpha_loss = observations.new_zeros(())
             alpha = self.fixed_alpha
-        if self.total_it <= self.bc_steps:  # python counter: no host sync
+        if bc_value:
             value = self.actor.log_prob(observations, actions)  # (B,)
         else:
-            value = torch.min(self.critic_1(observations, new_actions), self.critic_2(observations, new_actions))
+            value = self._frozen_min_q(observations, new_actions)
         policy_loss = sac_policy_loss(alpha, log_pi, value)
 
         # TD losses
         q1_predicted = self.critic_1(observations, actions)  # (B,)
         q2_predicted = self.critic_2(observations, actions)
         with torch.no_grad():
-            target_q = self._target_q(next_observations, alpha)  # (B,)
+            target_q = self._target_q(next_observations, alpha, noise.target)  # (B,)
             y = td_target(rewards.squeeze(-1), dones.squeeze(-1), target_q, self.discount)
         qf1_loss, qf2_loss = F.mse_loss(q1_predicted, y), F.mse_loss(q2_predicted, y)
 
         # the conservative term
-        random_actions = actions.new_empty((batch_size, n, action_dim)).uniform_(-1, 1)  # (B, N, act)
         with torch.no_grad():
-            current_actions, current_log_pi = self.actor(observations, repeat=n)  # (B, N, act), (B, N)
-            next_actions, next_log_pi = self.actor(next_observations, repeat=n)
+            current_actions, current_log_pi = self.actor(observations, repeat=n, noise=noise.current)  # (B, N, act), (B, N)
+            next_actions, next_log_pi = self.actor(next_observations, repeat=n, noise=noise.next)
         diffs = []
         for critic, q_data in ((self.critic_1, q1_predicted), (self.critic_2, q2_predicted)):
-            sampled = cql_sampled_q(critic(observations, random_actions), q_data,
+            sampled = cql_sampled_q(critic(observations, noise.uniform), q_data,
                                     critic(observations, next_actions), critic(observations, current_actions),
                                     next_log_pi, current_log_pi, action_dim, self.cql_importance_sample)
             diffs.append(conservative_diff(sampled, q_data, self.cql_temp, self.cql_clip_diff_min,
@@ -361,34 +408,35 @@ class ContinuousCQL:
             alpha_prime = a_prime_loss = observations.new_zeros(())
             penalties = [conservative_penalty(d, self.cql_alpha) for d in diffs]
         qf_loss = qf1_loss + qf2_loss + penalties[0] + penalties[1]
+        return {"policy_loss": policy_loss, "alpha_loss": alpha_loss, "alpha": alpha, "log_pi": log_pi.mean(),
+                "qf1_loss": qf1_loss, "qf2_loss": qf2_loss, "cql_min_qf1_loss": penalties[0],
+                "cql_min_qf2_loss": penalties[1], "cql_qf1_diff": diffs[0], "cql_qf2_diff": diffs[1],
+                "alpha_prime": alpha_prime, "alpha_prime_loss": a_prime_loss,
+                "average_qf1": q1_predicted.mean(), "average_target_q": target_q.mean(), "qf_loss": qf_loss}
 
-        # the steps, in CORL's order
+    def update(self, batch: list[Tensor]) -> dict[str, Tensor]:
+        self.total_it += 1
+        observations, actions, rewards, next_observations, dones = batch
+        bc_value = self.total_it <= self.bc_steps  # python counter: no host sync
+        losses = self._losses(observations, actions, rewards, next_observations, dones, self.draw_noise(actions),
+                              bc_value)
+
+        # one backward pass (the losses reach disjoint parameters), then the steps in CORL's order
+        for optimizer in (self.alpha_optimizer, self.actor_optimizer, self.alpha_prime_optimizer,
+                          self.critic_1_optimizer, self.critic_2_optimizer):
+            optimizer.zero_grad(set_to_none=True)
+        (losses["alpha_loss"] + losses["policy_loss"] + losses["alpha_prime_loss"] + losses.pop("qf_loss")).backward()
         if self.use_automatic_entropy_tuning:
-            self.alpha_optimizer.zero_grad(set_to_none=True)
-            alpha_loss.backward()
             self.alpha_optimizer.step()
-        self.actor_optimizer.zero_grad(set_to_none=True)
-        policy_loss.backward()  # (also fills the critics' grads; their zero_grad below clears them)
         self.actor_optimizer.step()
         if self.cql_lagrange:
-            self.alpha_prime_optimizer.zero_grad(set_to_none=True)
-            a_prime_loss.backward()
             self.alpha_prime_optimizer.step()
-        self.critic_1_optimizer.zero_grad(set_to_none=True)
-        self.critic_2_optimizer.zero_grad(set_to_none=True)
-        qf_loss.backward()
         self.critic_1_optimizer.step()
         self.critic_2_optimizer.step()
         if self.total_it % self.target_update_period == 0:
             soft_update(self.target_critic_1, self.critic_1, self.soft_target_update_rate)
             soft_update(self.target_critic_2, self.critic_2, self.soft_target_update_rate)
-
-        metrics = {"policy_loss": policy_loss, "alpha_loss": alpha_loss, "alpha": alpha, "log_pi": log_pi.mean(),
-                   "qf1_loss": qf1_loss, "qf2_loss": qf2_loss, "cql_min_qf1_loss": penalties[0],
-                   "cql_min_qf2_loss": penalties[1], "cql_qf1_diff": diffs[0], "cql_qf2_diff": diffs[1],
-                   "alpha_prime": alpha_prime, "alpha_prime_loss": a_prime_loss,
-                   "average_qf1": q1_predicted.mean(), "average_target_q": target_q.mean()}
-        return {k: v.detach() for k, v in metrics.items()}
+        return {k: v.detach() for k, v in losses.items()}
 
     @torch.no_grad()
     def act(self, obs: Tensor) -> Tensor:

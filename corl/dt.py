@@ -51,6 +51,7 @@ from torch import Tensor, nn
 
 from common.cli import config_field as field
 from common.normalization import observation_stats
+from corl.shared.compiled import CompiledLosses
 from corl.shared.config import WorkerConfig, worker_main
 from corl.shared.run import WorkerRun, env_dims
 from tasks import load_dataset, trajectories
@@ -246,8 +247,10 @@ def warmup_factor(step: int, warmup_steps: int) -> float:
     return min((step + 1) / warmup_steps, 1.0)
 
 
-class DT:
+class DT(CompiledLosses):
     """Training (update) and batched target-conditioned evaluation (reset/act/observe)."""
+
+    LOSS_METHODS = ("_loss",)  # --compile: torch.compile'd (corl/shared/compiled.py)
 
     def __init__(self, model: DecisionTransformer, learning_rate: float, betas: Tuple[float, float],
                  weight_decay: float, warmup_steps: int, clip_grad: Optional[float], reward_scale: float,
@@ -266,11 +269,16 @@ class DT:
         self.target_return = self.eval_targets[0]
         self.reset(np.arange(1))
 
+    def _loss(self, states: Tensor, actions: Tensor, rtg: Tensor, time_steps: Tensor, mask: Tensor) -> Tensor:
+        """The masked MSE of the actions predicted from (B, K) sequences (dropout draws inside: a
+        compiled run draws them from its own generator, seeded as the eager one)."""
+        predicted = self.model(states, actions, rtg, time_steps, padding_mask=mask == 0)  # (B, K, act)
+        return dt_loss(predicted, actions, mask)
+
     def update(self, batch: list[Tensor]) -> dict[str, Tensor]:
         states, actions, rtg, time_steps, mask = batch
         self.model.train()
-        predicted = self.model(states, actions, rtg, time_steps, padding_mask=mask == 0)  # (B, K, act)
-        loss = dt_loss(predicted, actions, mask)
+        loss = self._loss(states, actions, rtg, time_steps, mask)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.clip_grad is not None:

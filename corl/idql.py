@@ -70,6 +70,7 @@ from torch import Tensor, nn
 from torch.optim.lr_scheduler import CosineAnnealingLR
 
 from common.cli import config_field as field
+from corl.shared.compiled import CompiledLosses
 from corl.shared.config import WorkerConfig, worker_main
 from corl.shared.data import ReplayBuffer, load_transitions, modify_reward, normalize_dataset
 from corl.shared.losses import expectile_loss, expectile_weights, td_target, twin_critic_loss
@@ -173,10 +174,14 @@ class DDPM(nn.Module):
         self.register_buffer("alphas", 1 - betas)
         self.register_buffer("alpha_hats", torch.cumprod(1 - betas, dim=0))
 
-    def loss(self, states: Tensor, actions: Tensor) -> Tensor:
-        """mean over the batch of ||eps - eps_hat(s, sqrt(ah_t) a + sqrt(1 - ah_t) eps, t)||^2, t ~ U{0..T-1}."""
-        t = torch.randint(self.steps, (actions.shape[0],), device=actions.device)  # (B,)
-        noise = torch.randn_like(actions)  # (B, act)
+    def draw(self, actions: Tensor) -> tuple[Tensor, Tensor]:
+        """The loss's draws for a batch of actions (B, act): t ~ U{0..T-1} (B,) and eps ~ N(0, I) (B, act)."""
+        return torch.randint(self.steps, (actions.shape[0],), device=actions.device), torch.randn_like(actions)
+
+    def loss(self, states: Tensor, actions: Tensor, draws: Optional[tuple[Tensor, Tensor]] = None) -> Tensor:
+        """mean over the batch of ||eps - eps_hat(s, sqrt(ah_t) a + sqrt(1 - ah_t) eps, t)||^2 for the
+        draws (t, eps) of `draw` (drawn here if None)."""
+        t, noise = self.draw(actions) if draws is None else draws
         alpha_hat = self.alpha_hats[t].unsqueeze(-1)  # (B, 1)
         noisy = alpha_hat.sqrt() * actions + (1 - alpha_hat).sqrt() * noise
         eps = self.model(states, noisy, t.unsqueeze(-1).float())
@@ -230,7 +235,9 @@ def pick(candidates: Tensor, weights: Tensor, generator: Optional[torch.Generato
     return candidates.gather(1, idx.unsqueeze(-1).expand(-1, -1, candidates.shape[-1])).squeeze(1)
 
 
-class IDQL:
+class IDQL(CompiledLosses):
+    LOSS_METHODS = ("_actor_loss", "_value_loss", "_q_loss")  # --compile: torch.compile'd (corl/shared/compiled.py)
+
     def __init__(self, policy: DDPM, critic_1: QNetwork, critic_2: QNetwork, vf: ValueNetwork, max_steps: int,
                  vf_lr: float, qf_lr: float, actor_lr: float, actor_weight_decay: float, actor_tau: float,
                  iql_tau: float, discount: float, tau: float, num_samples: int = 64, selection: str = "expectile",
@@ -255,27 +262,36 @@ class IDQL:
     def min_target_q(self, states: Tensor, actions: Tensor) -> Tensor:
         return torch.min(self.target_critic_1(states, actions), self.target_critic_2(states, actions))
 
+    def _actor_loss(self, states: Tensor, actions: Tensor, t: Tensor, noise: Tensor) -> Tensor:
+        return self.policy.loss(states, actions, (t, noise))
+
+    def _value_loss(self, states: Tensor, actions: Tensor) -> Tensor:
+        with torch.no_grad():
+            target_q = self.min_target_q(states, actions)  # (B,)
+        return expectile_loss(target_q - self.vf(states), self.iql_tau)
+
+    def _q_loss(self, states: Tensor, actions: Tensor, rewards: Tensor, next_states: Tensor, dones: Tensor) -> Tensor:
+        with torch.no_grad():  # V(s') after the V step (IDQL's order)
+            targets = td_target(rewards.squeeze(-1), dones.squeeze(-1), self.vf(next_states), self.discount)
+        return twin_critic_loss(self.critic_1(states, actions), self.critic_2(states, actions), targets) / 2
+
     def update(self, batch: list[Tensor]) -> dict[str, Tensor]:
         self.total_it += 1
         states, actions, rewards, next_states, dones = batch
 
-        actor_loss = self.policy.loss(states, actions)
+        actor_loss = self._actor_loss(states, actions, *self.policy.draw(actions))
         self.actor_optimizer.zero_grad(set_to_none=True)
         actor_loss.backward()
         self.actor_optimizer.step()
         self.actor_lr_schedule.step()
         soft_update(self.ema_policy, self.policy, self.actor_tau)
 
-        with torch.no_grad():
-            target_q = self.min_target_q(states, actions)  # (B,)
-        value_loss = expectile_loss(target_q - self.vf(states), self.iql_tau)
+        value_loss = self._value_loss(states, actions)
         self.v_optimizer.zero_grad(set_to_none=True)
         value_loss.backward()
         self.v_optimizer.step()
 
-        with torch.no_grad():  # V(s') after the V step (IDQL's order)
-            targets = td_target(rewards.squeeze(-1), dones.squeeze(-1), self.vf(next_states), self.discount)
-        q_loss = twin_critic_loss(self.critic_1(states, actions), self.critic_2(states, actions), targets) / 2
+        q_loss = self._q_loss(states, actions, rewards, next_states, dones)
         self.q_optimizer.zero_grad(set_to_none=True)
         q_loss.backward()
         self.q_optimizer.step()

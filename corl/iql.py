@@ -43,6 +43,7 @@ from torch import Tensor, nn
 from torch.optim.lr_scheduler import CosineAnnealingLR
 
 from common.cli import config_field as field
+from corl.shared.compiled import CompiledLosses
 from corl.shared.config import WorkerConfig, worker_main
 from corl.shared.data import ReplayBuffer, load_transitions, modify_reward, normalize_dataset
 from corl.shared.losses import expectile_loss
@@ -125,7 +126,9 @@ def bc_losses(actor: nn.Module, states: Tensor, actions: Tensor) -> Tensor:
     return torch.sum((actor(states) - actions) ** 2, dim=1)
 
 
-class IQL:
+class IQL(CompiledLosses):
+    LOSS_METHODS = ("_value_loss", "_q_loss", "_actor_loss")  # --compile: torch.compile'd (corl/shared/compiled.py)
+
     def __init__(self, actor: nn.Module, qf: TwinQ, vf: ValueFunction, max_action: float, max_steps: int,
                  vf_lr: float, qf_lr: float, actor_lr: float, iql_tau: float, beta: float, discount: float,
                  tau: float):
@@ -139,27 +142,37 @@ class IQL:
         self.iql_tau, self.beta, self.discount, self.tau = iql_tau, beta, discount, tau
         self.total_it = 0
 
+    def _value_loss(self, states: Tensor, actions: Tensor, next_states: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """V's expectile loss, with the advantage Q'(s, a) - V(s) (detached, (B,)) and V(s') ((B,),
+        before the V step, as CORL) that the other two losses use."""
+        with torch.no_grad():
+            next_v = self.vf(next_states)  # (B,)
+            target_q = self.q_target(states, actions)  # (B,)
+        adv = target_q - self.vf(states)  # (B,)
+        return asymmetric_l2_loss(adv, self.iql_tau), adv.detach(), next_v
+
+    def _q_loss(self, states: Tensor, actions: Tensor, rewards: Tensor, dones: Tensor, next_v: Tensor) -> Tensor:
+        targets = rewards.squeeze(-1) + (1.0 - dones.squeeze(-1)) * self.discount * next_v  # (B,)
+        return twin_q_loss(*self.qf.both(states, actions), targets)
+
+    def _actor_loss(self, states: Tensor, actions: Tensor, adv: Tensor) -> Tensor:
+        return awr_policy_loss(iql_weights(adv, self.beta), bc_losses(self.actor, states, actions))
+
     def update(self, batch: list[Tensor]) -> dict[str, Tensor]:
         self.total_it += 1
         states, actions, rewards, next_states, dones = batch
-        with torch.no_grad():
-            next_v = self.vf(next_states)  # (B,), before the V step (as CORL)
-            target_q = self.q_target(states, actions)  # (B,)
-
-        adv = target_q - self.vf(states)  # (B,)
-        value_loss = asymmetric_l2_loss(adv, self.iql_tau)
+        value_loss, adv, next_v = self._value_loss(states, actions, next_states)
         self.v_optimizer.zero_grad(set_to_none=True)
         value_loss.backward()
         self.v_optimizer.step()
 
-        targets = rewards.squeeze(-1) + (1.0 - dones.squeeze(-1)) * self.discount * next_v  # (B,)
-        q_loss = twin_q_loss(*self.qf.both(states, actions), targets)
+        q_loss = self._q_loss(states, actions, rewards, dones, next_v)
         self.q_optimizer.zero_grad(set_to_none=True)
         q_loss.backward()
         self.q_optimizer.step()
         soft_update(self.q_target, self.qf, self.tau)
 
-        actor_loss = awr_policy_loss(iql_weights(adv.detach(), self.beta), bc_losses(self.actor, states, actions))
+        actor_loss = self._actor_loss(states, actions, adv)
         self.actor_optimizer.zero_grad(set_to_none=True)
         actor_loss.backward()
         self.actor_optimizer.step()

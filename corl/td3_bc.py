@@ -49,6 +49,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from common.cli import config_field as field
+from corl.shared.compiled import CompiledLosses
 from corl.shared.config import WorkerConfig, worker_main
 from corl.shared.data import ReplayBuffer, load_transitions, modify_reward, normalize_dataset
 from corl.shared.losses import td_target, twin_critic_loss
@@ -91,7 +92,8 @@ def td3_bc_actor_loss(pi: Tensor, action: Tensor, q: Tensor, alpha: float) -> Te
     return -lmbda * q.mean() + F.mse_loss(pi, action)
 
 
-class TD3BC:
+class TD3BC(CompiledLosses):
+    LOSS_METHODS = ("_critic_loss", "_actor_loss")  # --compile: torch.compile'd (corl/shared/compiled.py)
     STATE = ("actor", "actor_target", "critic_1", "critic_1_target", "critic_2", "critic_2_target",
              "actor_optimizer", "critic_1_optimizer", "critic_2_optimizer")  # all saved by state_dict()
 
@@ -110,17 +112,26 @@ class TD3BC:
         self.policy_freq, self.alpha = policy_freq, alpha
         self.total_it = 0
 
-    def update(self, batch: list[Tensor]) -> dict[str, Tensor]:
-        self.total_it += 1
-        state, action, reward, next_state, done = batch
+    def _critic_loss(self, state: Tensor, action: Tensor, reward: Tensor, next_state: Tensor, done: Tensor,
+                     standard_normal: Tensor) -> Tensor:
+        """MSE(Q1, y) + MSE(Q2, y), y from the smoothed target action (standard_normal: (B, act), drawn
+        by the caller)."""
         with torch.no_grad():
-            noise = smoothing_noise(torch.randn_like(action), self.policy_noise, self.noise_clip)  # (B, act)
+            noise = smoothing_noise(standard_normal, self.policy_noise, self.noise_clip)  # (B, act)
             next_action = smoothed_target_action(self.actor_target(next_state), noise, self.max_action)
             target_q = torch.min(self.critic_1_target(next_state, next_action),
                                  self.critic_2_target(next_state, next_action))  # (B,)
             target_q = td_target(reward.squeeze(-1), done.squeeze(-1), target_q, self.discount)
+        return twin_critic_loss(self.critic_1(state, action), self.critic_2(state, action), target_q)
 
-        critic_loss = twin_critic_loss(self.critic_1(state, action), self.critic_2(state, action), target_q)
+    def _actor_loss(self, state: Tensor, action: Tensor) -> Tensor:
+        pi = self.actor(state)  # (B, act)
+        return td3_bc_actor_loss(pi, action, self.critic_1(state, pi), self.alpha)
+
+    def update(self, batch: list[Tensor]) -> dict[str, Tensor]:
+        self.total_it += 1
+        state, action, reward, next_state, done = batch
+        critic_loss = self._critic_loss(state, action, reward, next_state, done, torch.randn_like(action))
         self.critic_1_optimizer.zero_grad(set_to_none=True)
         self.critic_2_optimizer.zero_grad(set_to_none=True)
         critic_loss.backward()
@@ -129,8 +140,7 @@ class TD3BC:
 
         policy_step = self.total_it % self.policy_freq == 0  # python ints: no host sync
         with torch.set_grad_enabled(policy_step):
-            pi = self.actor(state)  # (B, act)
-            actor_loss = td3_bc_actor_loss(pi, action, self.critic_1(state, pi), self.alpha)
+            actor_loss = self._actor_loss(state, action)
         if policy_step:
             self.actor_optimizer.zero_grad(set_to_none=True)
             actor_loss.backward()  # (also fills critic_1's grads; its next zero_grad clears them, as in CORL)

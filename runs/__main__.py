@@ -54,7 +54,9 @@ class TablesConfig:
                                      "run folder, manifest and final.json (docs/tables.md)")
     compile: bool = field(False, "Manager and flat-agent cells torch.compile their update and planner (python -m "
                                  "manager train --compile): 1.3-1.5x faster updates on a GPU, 5.9x with "
-                                 "--stack-seeds for 5 seeds (docs/manager.md); a compiled run resumes compiled")
+                                 "--stack-seeds for 5 seeds (docs/manager.md); a compiled run resumes compiled; "
+                                 "worker cells compile their update too (python -m corl ALGO --compile true; "
+                                 "docs/workers.md)")
     compile_mode: str = field("default", "with --compile, torch.compile's mode for those cells: default | "
                                          "reduce-overhead (CUDA graphs: 3.8x eager on an H200, 11.8x with "
                                          "--stack-seeds for 5 seeds) | max-autotune | max-autotune-no-cudagraphs",

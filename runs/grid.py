@@ -33,7 +33,7 @@ class GridOptions:
     data_dir: str | None = None
     python: str = sys.executable
     stack_seeds: bool = False  # an env's Manager (or flat) cells of all seeds in one process: --seeds
-    compile: bool = False  # Manager and flat-agent cells torch.compile their update (and planner): --compile
+    compile: bool = False  # Manager, flat-agent and compilable worker cells torch.compile their update: --compile
     compile_mode: str = "default"  # torch.compile's mode for them: --compile-mode (reduce-overhead: CUDA graphs)
 
 
@@ -90,12 +90,21 @@ def stacked_command(cells: Sequence[Cell], opt: GridOptions) -> tuple[str, ...]:
     return trainer_command(cells[0].arm[0], cells[0].env, [cell.seed for cell in cells], opt)
 
 
+def worker_compile_args(algo: str, opt: GridOptions) -> tuple[str, ...]:
+    """--compile true [--compile_mode M] (pyrallis spelling) of a worker command, for the workers
+    whose update compiles (corl/shared/compiled.py); the others run eager."""
+    if not opt.compile or algo not in catalog.compilable_workers():
+        return ()
+    mode = () if opt.compile_mode == "default" else ("--compile_mode", opt.compile_mode)
+    return ("--compile", "true", *mode)
+
+
 def worker_command(algo: str, intent: str, env: str, seed: int, opt: GridOptions) -> tuple[str, ...]:
     """`make worker ALGO=... INTENT=...`: python -m corl ALGO ... (intent=manager reads the default
     runs/<env>/manager/seed<k>/manager.pt, the grid's Manager cell)."""
     return (opt.python, "-m", "corl", algo, "--env", env, "--seed", str(seed), "--intent", intent,
-            "--profile", opt.profile, "--device", opt.device, "--runs_dir", opt.runs_dir,
-            *(("--data_dir", opt.data_dir) if opt.data_dir else ()))
+            "--profile", opt.profile, "--device", opt.device, *worker_compile_args(algo, opt),
+            "--runs_dir", opt.runs_dir, *(("--data_dir", opt.data_dir) if opt.data_dir else ()))
 
 
 # --- parsing the grid's axes ---------------------------------------------------------------------------

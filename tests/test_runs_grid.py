@@ -160,13 +160,17 @@ def test_cell_commands_are_the_makefile_commands():
                                     dataclasses.replace(opt, stack_seeds=True)) if c.kind == "manager"]
     assert make_n("manager", "SEEDS=0,1,2") == stacked_command(group, opt)[:-2]
     assert "--stack-seeds" in make_n("table1", "STACK_SEEDS=1") and "--stack-seeds" not in make_n("table1")
-    # COMPILE=1: the grid's Manager and flat cells are `make manager|flat COMPILE=1`'s commands; workers unchanged
+    # COMPILE=1: the grid's Manager, flat and worker cells are `make manager|flat|worker COMPILE=1`'s
+    # commands (a worker without LOSS_METHODS would stay eager)
     compiled = dataclasses.replace(opt, compile=True)
-    compiled_cells = {c.key: c for c in expand_grid(get_table("table2"), (UMAZE,), ("bc",), (1,), compiled)
+    compiled_cells = {c.key: c for c in expand_grid(get_table("table2"), (UMAZE,), ("bc", "cql"), (1,), compiled)
                       + expand_grid(get_table("table1"), (UMAZE,), (), (1,), compiled)}
     assert make_n("manager", "COMPILE=1") == compiled_cells[f"{UMAZE}/manager/seed1"].command[:-2]
     assert make_n("flat", "MODE=iql_td_mpc", "COMPILE=1") == compiled_cells[f"{UMAZE}/iql_td_mpc/seed1"].command[:-2]
-    assert "--compile" not in compiled_cells[f"{UMAZE}/bc/manager/seed1"].command
+    assert make_n("worker", "ALGO=bc", "INTENT=manager", "COMPILE=1") == compiled_cells[f"{UMAZE}/bc/manager/seed1"].command[:-2]
+    assert "--compile true" in " ".join(compiled_cells[f"{UMAZE}/bc/manager/seed1"].command)
+    assert make_n("worker", "ALGO=cql", "INTENT=none", "COMPILE=1") == compiled_cells[f"{UMAZE}/cql/none/seed1"].command[:-2]
+    assert "--compile" not in cells[f"{UMAZE}/bc/manager/seed1"].command
     assert "--compile" in stacked_command(group, compiled) and "--compile" not in stacked_command(group, opt)
     assert "--compile" in make_n("table2", "COMPILE=1") and "--compile" not in make_n("table2")
     # COMPILE_MODE=reduce-overhead (CUDA graphs) rides along with COMPILE=1, in the cells and in make alike
@@ -174,6 +178,10 @@ def test_cell_commands_are_the_makefile_commands():
     graphed_manager = next(c for c in expand_grid(get_table("table2"), (UMAZE,), ("bc",), (1,), graphed)
                            if c.kind == "manager")
     assert "--compile --compile-mode reduce-overhead" in " ".join(graphed_manager.command)
+    graphed_bc = next(c for c in expand_grid(get_table("table2"), (UMAZE,), ("bc",), (1,), graphed) if c.kind == "worker")
+    assert "--compile true --compile_mode reduce-overhead" in " ".join(graphed_bc.command)
+    assert make_n("worker", "ALGO=bc", "INTENT=" + graphed_bc.arm[1], "COMPILE=1",
+                  "COMPILE_MODE=reduce-overhead") == graphed_bc.command[:-2]
     assert make_n("manager", "COMPILE=1", "COMPILE_MODE=reduce-overhead") == graphed_manager.command[:-2]
     assert "--compile-mode" not in make_n("manager", "COMPILE_MODE=reduce-overhead")  # no mode without COMPILE=1
     assert "--compile --compile-mode reduce-overhead" in " ".join(make_n("table2", "COMPILE=1",

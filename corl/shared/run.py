@@ -7,7 +7,9 @@ at each evaluation round, `observe(rewards)` after each env step, and `eval_targ
 with `set_eval_target(target)` for algorithms evaluated at several conditioning targets (DT's
 target returns): each target is evaluated, metrics.csv gets one `eval_normalized_score_<target>`
 column per target, `eval_normalized_score` / final.json's `normalized_score` are the FIRST
-target's, and final.json adds `normalized_score_per_target`. Everything else lives here:
+target's, and final.json adds `normalized_score_per_target`. With --compile the run calls
+`compile(**torch_compile_kwargs)` (corl/shared/compiled.py's CompiledLosses) before the first
+update. Everything else lives here:
   runs/<env>/<algo>/<intent>/seed<k>/ with config.yaml, metrics.csv (train losses every log_every
   steps, eval normalised score every eval_every), checkpoint.pt (atomic; weights, optimisers,
   sampler generator, step, normalisation stats, obs size, intent) and final.json last.
@@ -25,6 +27,7 @@ import torch
 from torch import Tensor
 
 from common.checkpoint import CheckpointError, load_checkpoint, save_atomic
+from common.cli import compile_kwargs
 from common.device import resolve_device, resolve_profile
 from common.machine import device_description
 from common.metrics import MetricWindow
@@ -165,6 +168,8 @@ class WorkerRun:
               batch_size: int) -> dict[str, Any] | None:
         cfg = self.cfg
         obs_dim = eval_env.single_observation_space.shape[0]
+        if cfg.compile:  # the loss computations (corl/shared/compiled.py); checkpoints are unchanged
+            algo.compile(**compile_kwargs(cfg.compile, cfg.compile_mode, flag="--compile_mode"))
         if buffer.observations.shape[1] != obs_dim:
             raise ValueError(f"dataset observations have size {buffer.observations.shape[1]}, the eval env "
                              f"gives {obs_dim}: the dataset and the env were not given the same intents")
