@@ -56,9 +56,16 @@ DT_EPISODE_LEN = 1000  # CORL's TrainConfig.episode_len (rows of the timestep em
 
 
 def _stand_in(name: str) -> types.ModuleType:
-    """A module whose every attribute is a do-nothing decorator factory (enough for import time)."""
+    """A module whose every public attribute is a do-nothing decorator factory (enough for import
+    time); dunder lookups fail as usual (inspect and torch.compile walk sys.modules' __file__s)."""
     module = types.ModuleType(name)
-    module.__getattr__ = lambda attr: (lambda *a, **k: (lambda f: f))  # type: ignore[attr-defined]
+
+    def attribute(attr: str):
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        return lambda *a, **k: (lambda f: f)
+
+    module.__getattr__ = attribute  # type: ignore[attr-defined]
     return module
 
 

@@ -202,6 +202,22 @@ def test_a_call_with_more_than_eight_files_packs_its_logs(tmp_path):
         assert sorted(Path(n).name for n in tar.getnames()) == sorted(n for n in names if n.endswith((".log", ".txt")))
 
 
+def test_workers_stage_times_the_compiled_worker_updates(tmp_path):
+    """`workers ARGS`: benchmarks/worker_speed.py --compile ARGS into $OUT (aot_eager here: the CPU)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (tmp_path / "benchmarks").symlink_to(ROOT / "benchmarks")  # the stage runs from a repo root
+    result = run_stage(["workers", "--algos", "bc,cql", "--updates", "2", "--rounds", "1", "--compile", "aot_eager",
+                        "--compile-mode", "reduce-overhead"], tmp_path, out, tmp_path)
+    assert result.returncode == 0, result.stderr
+    data = json.loads((out / "worker_compile_gpu.json").read_text())
+    assert data["compile_backend"] == "aot_eager" and data["compile_mode"] == "reduce-overhead"
+    assert set(data["results"]) == {"bc", "cql"}
+    assert all(row["compiled_updates_per_s"] > 0 and row["compiled_max_param_gap"] < 1e-5
+               for row in data["results"].values())
+    assert "compiled_over_eager" in (out / "worker_compile.log").read_text()
+
+
 def test_unknown_stage_is_an_error(tmp_path):
     out = tmp_path / "out"
     out.mkdir()

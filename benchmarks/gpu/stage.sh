@@ -13,6 +13,9 @@
 #                                                # to manager_speed.py, e.g. --compile-mode reduce-overhead)
 #   bash benchmarks/gpu/stage.sh stacked [ARGS]  # 5 seeds as one StackedAgents vs one after the other, paper
 #                                                # sizes (ARGS go to manager_speed.py, e.g. --compile --modes manager)
+#   bash benchmarks/gpu/stage.sh workers [ARGS]  # the workers' updates/s eager vs --compile side by side, and the
+#                                                # weight gap (ARGS go to worker_speed.py, e.g. --algos bc,td3_bc
+#                                                # --compile-mode reduce-overhead)
 #   bash benchmarks/gpu/stage.sh train CMD...    # one resumable chunk of a training command, e.g.
 #        bash benchmarks/gpu/stage.sh train python3 -m manager train --mode manager \
 #             --env maze2d-medium-v1 --profile paper    # stopped after $CHUNK_TIME_LIMIT_S (480 s)
@@ -44,7 +47,7 @@ if [ -d .whl ]; then
 fi
 if command -v nvidia-smi >/dev/null; then nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"; fi
 python3 -c "import torch, gymnasium, mujoco, h5py, pyrallis; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
-stage=${1:?stage: session CMD... | score CMD... | speed | compile | stacked [ARGS] | train CMD...}; shift
+stage=${1:?stage: session CMD... | score CMD... | speed | compile | stacked | workers [ARGS] | train CMD...}; shift
 
 speed() {
     python3 benchmarks/manager_speed.py --device "$DEVICE" --out "$OUT/manager_speed_gpu.json" 2>&1 | tee "$OUT/manager_speed.log"
@@ -160,9 +163,13 @@ stacked)
     python3 benchmarks/manager_speed.py --device "$DEVICE" --profiles paper --stacked-seeds 5 --no-plan "$@" \
         --out "$OUT/manager_stacked_gpu.json" 2>&1 | tee "$OUT/manager_stacked.log"
     ;;
+workers)
+    python3 benchmarks/worker_speed.py --device "$DEVICE" --compile "$@" \
+        --out "$OUT/worker_compile_gpu.json" 2>&1 | tee "$OUT/worker_compile.log"
+    ;;
 train)
     train_chunk "${CHUNK_TIME_LIMIT_S:-480}" "$@"
     ;;
 *)
-    echo "unknown stage '$stage': use session, score, speed, compile, stacked or train" >&2; exit 2 ;;
+    echo "unknown stage '$stage': use session, score, speed, compile, stacked, workers or train" >&2; exit 2 ;;
 esac
