@@ -22,8 +22,8 @@ Without --corl only our updates/s are printed. With --compile (the workers --com
 corl/shared/compiled.py) our update also runs compiled, timed in the same alternating rounds as the
 eager one (compiled_over_eager), with its one-off compile time (compile_s) and how far its weights
 are from the eager one's after the same 5 updates on the same batches and draws
-(compiled_max_param_gap: float rounding when the compiled update computes the eager one; DT's is
-measured with its dropouts off, since compiled dropout draws its own masks).
+(compiled_max_param_gap: float rounding when the compiled update computes the eager one; DT's and
+IDQL's are measured with their dropouts off, since compiled dropout draws its own masks).
 """
 from __future__ import annotations
 
@@ -165,14 +165,17 @@ def build_corl_dt(m: types.ModuleType, device: str) -> Callable:
     return step
 
 
+NO_DROPOUT = {"dt": {"attention_dropout": 0.0, "residual_dropout": 0.0, "embedding_dropout": 0.0},
+              "idql": {"actor_dropout": 0.0}}  # the workers whose defaults have dropout
+
+
 def build_ours(algo: str, device: str, dropout: bool = True):
-    """Our worker at the benchmark's sizes with its defaults (dropout=False: DT's dropouts off)."""
+    """Our worker at the benchmark's sizes with its defaults (dropout=False: DT's and IDQL's off)."""
+    off = {} if dropout else NO_DROPOUT.get(algo, {})
     if algo == "dt":
-        cfg = dt.DTConfig() if dropout else dt.DTConfig(attention_dropout=0.0, residual_dropout=0.0,
-                                                        embedding_dropout=0.0)
-        return dt.build_algo(cfg, STATE_DIM, ACTION_DIM, DT_EPISODE_LEN, device)
+        return dt.build_algo(dt.DTConfig(**off), STATE_DIM, ACTION_DIM, DT_EPISODE_LEN, device)
     module, config_cls = OURS[algo]
-    cfg = config_cls(env="maze2d-umaze-v1", steps=1_000_000)  # steps: the length of IQL's lr schedule
+    cfg = config_cls(env="maze2d-umaze-v1", steps=1_000_000, **off)  # steps: the length of IQL's lr schedule
     return module.build_algo(cfg, STATE_DIM, ACTION_DIM, 1.0, device)
 
 
