@@ -109,10 +109,17 @@ def test_a_compiled_run_logs_the_eager_numbers_and_resumes_eager(data_dir, tmp_p
         assert result["normalized_score"] == pytest.approx(eager["normalized_score"], abs=1e-6)
 
 
-def test_compiled_module_names_are_the_loss_methods():
-    """compile() shadows exactly the named methods on the instance (the class keeps the eager ones)."""
-    algo = build("bc")
+def test_compile_shadows_the_loss_methods_and_marks_one_graph_step_per_update(monkeypatch):
+    """compile() shadows exactly the named methods on the instance (the class keeps the eager ones)
+    and its update begins one CUDA-graph step (so IQL's three graphs share one step's outputs)."""
+    algo = build("iql")
     algo.compile(backend="aot_eager")
-    assert set(vars(algo)) - {"actor", "optimizer"} == set(algo.LOSS_METHODS)
-    assert type(algo)._loss is any_percent_bc.BC._loss
+    shadowed = set(vars(algo)) - set(vars(build("iql")))
+    assert shadowed == {*algo.LOSS_METHODS, "update"}
+    assert type(algo)._value_loss is iql.IQL._value_loss
+    marks = []
+    monkeypatch.setattr(torch.compiler, "cudagraph_mark_step_begin", lambda: marks.append(algo.total_it))
+    for batch in random_batches(3, "cpu"):
+        algo.update(batch)
+    assert marks == [0, 1, 2] and algo.total_it == 3  # once per update, before it
     assert compiled.check_compilable("bc_10") is None
