@@ -90,6 +90,6 @@ class QNetwork(nn.Module):
 
 @torch.no_grad()
 def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
-    """target <- (1 - tau) * target + tau * source, parameter by parameter."""
-    for target_param, param in zip(target.parameters(), source.parameters()):
-        target_param.lerp_(param, tau)
+    """target <- (1 - tau) * target + tau * source: each parameter's lerp, all parameters in one
+    foreach call (one kernel per network on a GPU instead of one per parameter; the same numbers)."""
+    torch._foreach_lerp_(list(target.parameters()), list(source.parameters()), tau)
