@@ -28,12 +28,6 @@ def worker_names() -> tuple[tuple[str, ...], tuple[str, ...]]:
     return implemented, planned
 
 
-@lru_cache(maxsize=None)
-def compilable_workers() -> frozenset[str]:
-    """Workers whose update `--compile` compiles (corl/shared/compiled.py; imports torch: call lazily)."""
-    return frozenset(importlib.import_module("corl.shared.compiled").COMPILABLE_ALGOS)
-
-
 def task_unavailable_reason(env: str) -> str | None:
     """None if the task layer knows `env`, else why its cells cannot run (short: it goes in tables)."""
     if env in known_tasks():

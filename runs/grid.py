@@ -90,10 +90,10 @@ def stacked_command(cells: Sequence[Cell], opt: GridOptions) -> tuple[str, ...]:
     return trainer_command(cells[0].arm[0], cells[0].env, [cell.seed for cell in cells], opt)
 
 
-def worker_compile_args(algo: str, opt: GridOptions) -> tuple[str, ...]:
-    """--compile true [--compile_mode M] (pyrallis spelling) of a worker command, for the workers
-    whose update compiles (corl/shared/compiled.py); the others run eager."""
-    if not opt.compile or algo not in catalog.compilable_workers():
+def worker_compile_args(opt: GridOptions) -> tuple[str, ...]:
+    """--compile true [--compile_mode M] (pyrallis spelling) of a worker command (every worker's
+    update compiles: corl/shared/compiled.py); nothing without --compile."""
+    if not opt.compile:
         return ()
     mode = () if opt.compile_mode == "default" else ("--compile_mode", opt.compile_mode)
     return ("--compile", "true", *mode)
@@ -103,7 +103,7 @@ def worker_command(algo: str, intent: str, env: str, seed: int, opt: GridOptions
     """`make worker ALGO=... INTENT=...`: python -m corl ALGO ... (intent=manager reads the default
     runs/<env>/manager/seed<k>/manager.pt, the grid's Manager cell)."""
     return (opt.python, "-m", "corl", algo, "--env", env, "--seed", str(seed), "--intent", intent,
-            "--profile", opt.profile, "--device", opt.device, *worker_compile_args(algo, opt),
+            "--profile", opt.profile, "--device", opt.device, *worker_compile_args(opt),
             "--runs_dir", opt.runs_dir, *(("--data_dir", opt.data_dir) if opt.data_dir else ()))
 
 

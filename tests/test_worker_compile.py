@@ -15,10 +15,9 @@ import pytest
 import torch
 
 from benchmarks.worker_speed import build_ours, float_state, random_batches, random_sequences
-from corl import any_percent_bc, awac, cql, dt, idql, iql, td3_bc
-from corl.shared import compiled
+from corl import any_percent_bc, iql, td3_bc
 from corl.shared import config as worker_config
-from corl.shared.compiled import COMPILABLE_ALGOS, CompiledLosses
+from corl.shared.compiled import CompiledLosses
 from tests.worker_helpers import ENV, metrics_rows, smoke_run
 
 
@@ -54,13 +53,16 @@ def test_the_compiled_update_computes_the_eager_one(algo):
         torch.testing.assert_close(compiled_state[name], value, rtol=1e-5, atol=1e-6, msg=name)
 
 
-def test_the_compilable_workers_are_the_classes_that_name_their_losses():
-    classes = {"bc": any_percent_bc.BC, "bc_10": any_percent_bc.BC, "td3_bc": td3_bc.TD3BC, "iql": iql.IQL,
-               "awac": awac.AWAC, "dt": dt.DT, "cql": cql.ContinuousCQL, "idql": idql.IDQL}
-    named = {algo for algo, cls in classes.items() if issubclass(cls, CompiledLosses) and cls.LOSS_METHODS}
-    assert named == set(COMPILABLE_ALGOS)
-    for cls in {classes[a] for a in named}:  # every named method exists
-        assert all(callable(getattr(cls, name, None)) for name in cls.LOSS_METHODS), cls
+@pytest.mark.parametrize("algo", ["bc", "td3_bc", "iql", "awac", "cql", "dt", "idql"])
+def test_every_worker_names_its_loss_methods(algo):
+    worker = build(algo)
+    assert isinstance(worker, CompiledLosses) and worker.LOSS_METHODS
+    assert all(callable(getattr(type(worker), name, None)) for name in worker.LOSS_METHODS)
+
+
+def test_a_class_without_loss_methods_cannot_compile():
+    with pytest.raises(NotImplementedError, match="names no LOSS_METHODS"):
+        CompiledLosses().compile()
 
 
 def test_compile_errors_name_the_fix(data_dir, tmp_path):
@@ -68,8 +70,6 @@ def test_compile_errors_name_the_fix(data_dir, tmp_path):
         cfg = worker_config.parse_worker_config(config_cls, algo, ["--env", ENV, *extra])
         worker_config.validate_worker_config(cfg)
 
-    with pytest.raises(ValueError, match="--compile is not available for sac_n .*run it without --compile"):
-        compiled.check_compilable("sac_n")  # (a worker added without LOSS_METHODS)
     with pytest.raises(ValueError, match="--compile_mode reduce-overhead needs --compile"):
         parse("bc", any_percent_bc.BCConfig, "--compile_mode", "reduce-overhead")
     with pytest.raises(ValueError, match="unknown --compile_mode 'fastest'; choose one of default, reduce-overhead"):
@@ -122,4 +122,3 @@ def test_compile_shadows_the_loss_methods_and_marks_one_graph_step_per_update(mo
     for batch in random_batches(3, "cpu"):
         algo.update(batch)
     assert marks == [0, 1, 2] and algo.total_it == 3  # once per update, before it
-    assert compiled.check_compilable("bc_10") is None

@@ -22,17 +22,6 @@ from typing import Any
 
 import torch
 
-# the workers whose classes name their LOSS_METHODS (--compile): all of them
-COMPILABLE_ALGOS = ("bc", "bc_10", "td3_bc", "iql", "awac", "cql", "dt", "idql")
-
-
-def check_compilable(algo: str) -> None:
-    """A clear error for --compile on a worker that cannot take it (a worker added without LOSS_METHODS)."""
-    if algo not in COMPILABLE_ALGOS:
-        raise ValueError(f"--compile is not available for {algo} (it is for {', '.join(COMPILABLE_ALGOS)}); "
-                         "run it without --compile")
-
-
 class CompiledLosses:
     """Mixin of the worker classes whose update can be compiled (see the module docstring)."""
 

@@ -26,7 +26,6 @@ import yaml
 from common.cli import compile_kwargs
 from common.cli import config_field as field
 from common.device import resolve_device, resolve_profile
-from corl.shared.compiled import check_compilable
 from tasks import get_task
 from wrappers import INTENT_CHOICES
 
@@ -157,8 +156,6 @@ def validate_worker_config(cfg: WorkerConfig) -> None:
         raise ValueError(f"unknown intent {cfg.intent!r}; choose one of {' | '.join(INTENT_CHOICES)}")
     check_profile(cfg.profile)
     compile_kwargs(cfg.compile, cfg.compile_mode, flag="--compile_mode")
-    if cfg.compile:
-        check_compilable(cfg.algo)
     if cfg.checkpoint_every % cfg.log_every:
         raise ValueError("checkpoint_every must be a multiple of log_every (so a resumed run logs identically)")
 

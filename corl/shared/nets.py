@@ -15,6 +15,8 @@ from typing import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
+from manager.layers import ema_update
+
 
 def mlp(dims: Sequence[int], activation: Callable[[], nn.Module] = nn.ReLU,
         output_activation: Callable[[], nn.Module] | None = None, dropout: float | None = None,
@@ -88,8 +90,6 @@ class QNetwork(nn.Module):
         return self.net(torch.cat([state, action], dim=-1)).squeeze(-1)
 
 
-@torch.no_grad()
-def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
-    """target <- (1 - tau) * target + tau * source: each parameter's lerp, all parameters in one
-    foreach call (one kernel per network on a GPU instead of one per parameter; the same numbers)."""
-    torch._foreach_lerp_(list(target.parameters()), list(source.parameters()), tau)
+# target <- (1 - tau) * target + tau * source, CORL's name for the world model's Polyak update (one
+# foreach lerp over all parameters: one kernel per network on a GPU)
+soft_update = ema_update
