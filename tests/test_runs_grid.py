@@ -161,7 +161,7 @@ def test_cell_commands_are_the_makefile_commands():
     assert make_n("manager", "SEEDS=0,1,2") == stacked_command(group, opt)[:-2]
     assert "--stack-seeds" in make_n("table1", "STACK_SEEDS=1") and "--stack-seeds" not in make_n("table1")
     # COMPILE=1: the grid's Manager, flat and worker cells are `make manager|flat|worker COMPILE=1`'s
-    # commands (a worker without LOSS_METHODS would stay eager)
+    # commands
     compiled = dataclasses.replace(opt, compile=True)
     compiled_cells = {c.key: c for c in expand_grid(get_table("table2"), (UMAZE,), ("bc", "cql"), (1,), compiled)
                       + expand_grid(get_table("table1"), (UMAZE,), (), (1,), compiled)}
