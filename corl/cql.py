@@ -97,6 +97,7 @@ from corl.shared.data import LOCOMOTION, ReplayBuffer, load_transitions, modify_
 from corl.shared.losses import td_target
 from corl.shared.nets import QNetwork, mlp, soft_update
 from corl.shared.run import WorkerRun, env_dims
+from manager.layers import call_frozen
 from wrappers import augment, wrap_env
 
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
@@ -347,21 +348,13 @@ class ContinuousCQL(CompiledLosses):
         return CQLNoise(policy, target, uniform, actions.new_empty(repeated).normal_(),
                         actions.new_empty(repeated).normal_())
 
-    def _frozen_min_q(self, observations: Tensor, actions: Tensor) -> Tensor:
-        """min(Q1, Q2)(s, a) through detached critic weights: the policy loss's value, whose gradient
-        reaches the actions (the actor) and never the critics. (B,)."""
-        values = [torch.func.functional_call(critic, {k: v.detach() for k, v in critic.named_parameters()},
-                                             (observations, actions))
-                  for critic in (self.critic_1, self.critic_2)]
-        return torch.min(*values)
-
     def _losses(self, observations: Tensor, actions: Tensor, rewards: Tensor, next_observations: Tensor,
-                dones: Tensor, noise: CQLNoise, bc_value: bool) -> dict[str, Tensor]:
-        """Every loss and metric of one update from the weights as they are (a pure function of its
-        arguments: the draws in `noise`, bc_value = whether this step is a bc_steps step). The four
-        losses reach disjoint parameters (alpha_loss log_alpha, policy_loss the actor, alpha_prime_loss
-        log_alpha', qf_loss the critics), so one backward pass of their sum gives each optimiser
-        CORL's gradients. All 0-d."""
+                dones: Tensor, noise: CQLNoise, bc_value: bool) -> tuple[Tensor, dict[str, Tensor]]:
+        """The sum of the update's four losses and its metrics (all 0-d), from the weights as they are
+        (a pure function of its arguments: the draws in `noise`, bc_value = whether this step is a
+        bc_steps step). The four losses reach disjoint parameters (alpha_loss log_alpha, policy_loss
+        the actor, alpha_prime_loss log_alpha', qf_loss the critics), so one backward pass of their
+        sum gives each optimiser CORL's gradients."""
         batch_size, action_dim = actions.shape
         n = self.cql_n_actions
 
@@ -376,7 +369,9 @@ class ContinuousCQL(CompiledLosses):
         if bc_value:
             value = self.actor.log_prob(observations, actions)  # (B,)
         else:
-            value = self._frozen_min_q(observations, new_actions)
+            # through detached critic weights: the gradient reaches the actions (the actor), never the critics
+            value = torch.min(call_frozen(self.critic_1, observations, new_actions),
+                              call_frozen(self.critic_2, observations, new_actions))  # (B,)
         policy_loss = sac_policy_loss(alpha, log_pi, value)
 
         # TD losses
@@ -408,24 +403,25 @@ class ContinuousCQL(CompiledLosses):
             alpha_prime = a_prime_loss = observations.new_zeros(())
             penalties = [conservative_penalty(d, self.cql_alpha) for d in diffs]
         qf_loss = qf1_loss + qf2_loss + penalties[0] + penalties[1]
-        return {"policy_loss": policy_loss, "alpha_loss": alpha_loss, "alpha": alpha, "log_pi": log_pi.mean(),
-                "qf1_loss": qf1_loss, "qf2_loss": qf2_loss, "cql_min_qf1_loss": penalties[0],
-                "cql_min_qf2_loss": penalties[1], "cql_qf1_diff": diffs[0], "cql_qf2_diff": diffs[1],
-                "alpha_prime": alpha_prime, "alpha_prime_loss": a_prime_loss,
-                "average_qf1": q1_predicted.mean(), "average_target_q": target_q.mean(), "qf_loss": qf_loss}
+        metrics = {"policy_loss": policy_loss, "alpha_loss": alpha_loss, "alpha": alpha, "log_pi": log_pi.mean(),
+                   "qf1_loss": qf1_loss, "qf2_loss": qf2_loss, "cql_min_qf1_loss": penalties[0],
+                   "cql_min_qf2_loss": penalties[1], "cql_qf1_diff": diffs[0], "cql_qf2_diff": diffs[1],
+                   "alpha_prime": alpha_prime, "alpha_prime_loss": a_prime_loss,
+                   "average_qf1": q1_predicted.mean(), "average_target_q": target_q.mean()}
+        return alpha_loss + policy_loss + a_prime_loss + qf_loss, metrics
 
     def update(self, batch: list[Tensor]) -> dict[str, Tensor]:
         self.total_it += 1
         observations, actions, rewards, next_observations, dones = batch
         bc_value = self.total_it <= self.bc_steps  # python counter: no host sync
-        losses = self._losses(observations, actions, rewards, next_observations, dones, self.draw_noise(actions),
-                              bc_value)
+        total_loss, metrics = self._losses(observations, actions, rewards, next_observations, dones,
+                                           self.draw_noise(actions), bc_value)
 
         # one backward pass (the losses reach disjoint parameters), then the steps in CORL's order
         for optimizer in (self.alpha_optimizer, self.actor_optimizer, self.alpha_prime_optimizer,
                           self.critic_1_optimizer, self.critic_2_optimizer):
             optimizer.zero_grad(set_to_none=True)
-        (losses["alpha_loss"] + losses["policy_loss"] + losses["alpha_prime_loss"] + losses.pop("qf_loss")).backward()
+        total_loss.backward()
         if self.use_automatic_entropy_tuning:
             self.alpha_optimizer.step()
         self.actor_optimizer.step()
@@ -436,7 +432,7 @@ class ContinuousCQL(CompiledLosses):
         if self.total_it % self.target_update_period == 0:
             soft_update(self.target_critic_1, self.critic_1, self.soft_target_update_rate)
             soft_update(self.target_critic_2, self.critic_2, self.soft_target_update_rate)
-        return {k: v.detach() for k, v in losses.items()}
+        return {k: v.detach() for k, v in metrics.items()}
 
     @torch.no_grad()
     def act(self, obs: Tensor) -> Tensor:

@@ -39,6 +39,12 @@ def zero_output_layer(net: nn.Sequential) -> None:
     nn.init.zeros_(last.bias)
 
 
+def call_frozen(module: nn.Module, *args: Tensor) -> Tensor:
+    """module(*args) with its weights detached: gradients reach the inputs only (a loss that trains
+    one network through another's output, in the same backward pass as the other's own loss)."""
+    return torch.func.functional_call(module, {n: p.detach() for n, p in module.named_parameters()}, args)
+
+
 def ema_update(target: nn.Module | Iterable[Tensor], online: nn.Module | Iterable[Tensor], tau: float) -> None:
     """theta- <- (1 - tau) theta- + tau theta, in place, without host syncs; modules (their
     parameters) or matching sequences of tensors (e.g. parameters stacked over seeds)."""

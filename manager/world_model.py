@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from manager import distributions as D
 from manager.config import AgentConfig
-from manager.layers import mlp, orthogonal_init, value_mlp, zero_output_layer
+from manager.layers import call_frozen, mlp, orthogonal_init, value_mlp, zero_output_layer
 
 
 class WorldModel(nn.Module):
@@ -63,8 +63,7 @@ class WorldModel(nn.Module):
         """Q with its weights held fixed: gradients reach z and a only (TD-MPC's policy loss
         trains the policy through Q without training Q; one backward pass serves both losses)."""
         za = torch.cat([z, a], -1)
-        return torch.stack([torch.func.functional_call(q, {n: p.detach() for n, p in q.named_parameters()}, (za,))
-                            for q in self.q_heads])  # (2, ..., 1)
+        return torch.stack([call_frozen(q, za) for q in self.q_heads])  # (2, ..., 1)
 
     def V(self, z: Tensor) -> Tensor:
         return self.value_head(z)
