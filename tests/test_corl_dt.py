@@ -13,6 +13,7 @@ import pytest
 import torch
 import yaml
 
+from common.checkpoint import load_checkpoint
 from corl import dt
 from corl.shared import config as worker_config
 from tasks import evaluate_policy
@@ -308,7 +309,7 @@ def test_dt_trains_with_intents(data_dir, tmp_path, smoke_manager, intent):
     assert len(evaluated) == 2 and all(r["eval_normalized_score"] == r["eval_normalized_score_280"] for r in evaluated)
     losses = [float(r["train_loss"]) for r in rows]
     assert losses[-1] < losses[0]  # cloning the dataset's actions makes progress
-    model = torch.load(run_path / "checkpoint.pt", weights_only=False)["algo"]["model"]
+    model = load_checkpoint(run_path / "checkpoint.pt")["algo"]["model"]
     assert model["timestep_emb.weight"].shape == (300 + 5, 16)  # umaze's limit + seq_len
     assert model["state_emb.weight"].shape == (16, 14 if intent == "manager" else 4)  # 4 state + 10 intent dims
 
@@ -321,7 +322,7 @@ def test_interrupted_run_equals_uninterrupted(data_dir, tmp_path):
     metrics = [read_metrics(tmp_path / x / ENV / "dt" / "random" / "seed0" / "metrics.csv") for x in "ab"]
     strip = lambda rows: [{k: v for k, v in r.items() if k != "steps_per_s"} for r in rows]  # noqa: E731
     assert strip(metrics[0]) == strip(metrics[1])
-    states = [torch.load(tmp_path / x / ENV / "dt" / "random" / "seed0" / "checkpoint.pt", weights_only=False)
+    states = [load_checkpoint(tmp_path / x / ENV / "dt" / "random" / "seed0" / "checkpoint.pt")
               for x in "ab"]
     for name, tensor in states[0]["algo"]["model"].items():
         assert torch.equal(tensor, states[1]["algo"]["model"][name]), name
