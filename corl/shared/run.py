@@ -11,8 +11,9 @@ target's, and final.json adds `normalized_score_per_target`. With --compile the 
 `compile(**torch_compile_kwargs)` (corl/shared/compiled.py's CompiledLosses) before the first
 update. Everything else lives here:
   runs/<env>/<algo>/<intent>/seed<k>/ with config.yaml, metrics.csv (train losses every log_every
-  steps, eval normalised score every eval_every), checkpoint.pt (atomic; weights, optimisers,
-  sampler generator, step, normalisation stats, obs size, intent) and final.json last.
+  steps, eval normalised score every eval_every, training steps/s with evaluation time left out),
+  checkpoint.pt (atomic; weights, optimisers, sampler generator, step, normalisation stats, obs size,
+  intent) and final.json last.
 """
 from __future__ import annotations
 
@@ -199,6 +200,7 @@ class WorkerRun:
                 if step % cfg.log_every == 0 or evaluate_now or step == stop:
                     window.check(self.checkpoint_path, "Lower the learning rate or check the dataset.")
                     n = window.count
+                    train_s = time.perf_counter() - window_start  # after check()'s sync; evaluation not counted
                     row = {"step": step, **window.means(), "eval_normalized_score": ""}
                     row.update({target_column(t): "" for t in targets})
                     if evaluate_now:  # at the last step: once, with the final number of episodes
@@ -208,7 +210,7 @@ class WorkerRun:
                             final_scores = scores
                         row["eval_normalized_score"] = float(scores[0].mean())
                         row.update({target_column(t): float(s.mean()) for t, s in zip(targets, scores)})
-                    row["steps_per_s"] = n / max(time.perf_counter() - window_start, 1e-9)
+                    row["steps_per_s"] = n / max(train_s, 1e-9)
                     self.run_dir.log_metrics(row)
                     if logger:
                         logger.log(row, step)
