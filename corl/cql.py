@@ -91,13 +91,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from common.cli import config_field as field
+from common.nn_ops import call_frozen
 from corl.shared.compiled import CompiledLosses
 from corl.shared.config import WorkerConfig, worker_main
 from corl.shared.data import LOCOMOTION, ReplayBuffer, load_transitions, modify_reward, normalize_dataset
 from corl.shared.losses import td_target
 from corl.shared.nets import QNetwork, mlp, soft_update
 from corl.shared.run import WorkerRun, env_dims
-from manager.layers import call_frozen
 from wrappers import augment, wrap_env
 
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0

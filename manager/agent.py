@@ -16,11 +16,11 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from common.nn_ops import ema_update
 from manager import distributions as D
 from manager import losses as L
 from manager.config import AgentConfig, validate
 from manager.data import SequenceBatch
-from manager.layers import ema_update
 from manager.world_model import WorldModel
 
 

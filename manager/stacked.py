@@ -23,9 +23,9 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from common.nn_ops import ema_update
 from manager.agent import Agent, UpdateLosses, UpdateNoise
 from manager.data import SequenceBatch
-from manager.layers import ema_update
 
 
 class _SeedLosses(nn.Module):

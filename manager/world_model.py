@@ -20,7 +20,8 @@ from torch import Tensor, nn
 
 from manager import distributions as D
 from manager.config import AgentConfig
-from manager.layers import call_frozen, mlp, orthogonal_init, value_mlp, zero_output_layer
+from common.nn_ops import call_frozen
+from manager.layers import mlp, orthogonal_init, value_mlp, zero_output_layer
 
 
 class WorldModel(nn.Module):

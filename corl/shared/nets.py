@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
-from manager.layers import ema_update
+from common.nn_ops import ema_update
 
 
 def mlp(dims: Sequence[int], activation: Callable[[], nn.Module] = nn.ReLU,
