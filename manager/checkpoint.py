@@ -4,7 +4,8 @@ Both are plain dicts of tensors and primitives written with torch.save to a temp
 (atomic), and read with torch.load(..., weights_only=True): no pickled code is ever executed.
 
 Exported Manager (`manager.pt`), everything needed to produce intents on another machine:
-  format, format_version, code_version, env, obs_dim, act_dim, mode, k, latent_dim,
+  format, format_version, code_version, step (training updates done; None in files written before
+  it was recorded), env, obs_dim, act_dim, mode, k, latent_dim,
   config (the AgentConfig as a dict), obs_mean, obs_std (normalisation), model (weights),
   decoder (optional weights of the latent -> obs decoder).
 """
@@ -36,9 +37,10 @@ def config_from_dict(data: dict[str, Any]) -> AgentConfig:
 
 def export_manager(path: str | os.PathLike, *, env: str, obs_dim: int, act_dim: int, cfg: AgentConfig,
                    obs_mean: torch.Tensor, obs_std: torch.Tensor, model_state: dict[str, torch.Tensor],
-                   code_version: str, decoder_state: dict[str, torch.Tensor] | None = None) -> Path:
+                   code_version: str, decoder_state: dict[str, torch.Tensor] | None = None,
+                   step: int | None = None) -> Path:
     payload = {"format": MANAGER_FORMAT, "format_version": FORMAT_VERSION, "code_version": code_version,
-               "env": env, "obs_dim": int(obs_dim), "act_dim": int(act_dim), "mode": cfg.mode, "k": int(cfg.k),
+               "step": None if step is None else int(step), "env": env, "obs_dim": int(obs_dim), "act_dim": int(act_dim), "mode": cfg.mode, "k": int(cfg.k),
                "latent_dim": int(cfg.latent_dim), "config": config_to_dict(cfg),
                "obs_mean": obs_mean.detach().cpu().float(), "obs_std": obs_std.detach().cpu().float(),
                "model": {k: v.detach().cpu() for k, v in model_state.items()},

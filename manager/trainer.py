@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -60,6 +61,9 @@ class TrainConfig:
     eval_num_envs: int = field(100, "flat agents: episodes evaluated at once (batched planning)")
     log_every: int = field(100, "write a metrics.csv row every this many steps")
     checkpoint_every: int = field(1000, "save checkpoint.pt every this many steps (a multiple of log_every)")
+    snapshot_every: int = field(0, "manager: also export snapshots/manager_step<N>.pt every this many steps (a "
+                                   "multiple of checkpoint_every; 0: none), Managers of several training lengths "
+                                   "from one run")
     chunk_steps: int = field(0, "stop after this many steps in this call (0: run to the end); re-run to resume")
     time_limit_s: float = field(0.0, "stop at the first checkpoint after this many seconds (0: no limit)")
     compile: bool = field(False, "torch.compile the update's loss computation (one graph, backward included) "
@@ -98,6 +102,9 @@ def resolve(train: TrainConfig, overrides: dict[str, Any] | None = None) -> Reso
     compile_options(train)  # a --compile-mode without --compile fails here, before any data is read
     if train.checkpoint_every % train.log_every:
         raise ValueError("checkpoint_every must be a multiple of log_every (so a resumed run logs identically)")
+    if train.snapshot_every and (train.mode != "manager" or train.snapshot_every % train.checkpoint_every):
+        raise ValueError("snapshot_every needs --mode manager and a multiple of checkpoint_every (snapshots are "
+                         f"exported with checkpoints), got {train.snapshot_every} with {train.checkpoint_every}")
     episodes = train.eval_episodes if train.eval_episodes is not None else PROFILE_EVAL_EPISODES[profile]
     return ResolvedRun(train, cfg, profile, steps, episodes, device)
 
@@ -198,6 +205,8 @@ class Trainer:
             self.window_start = now
             bar.update(n)
         if self.saves_at(step):
+            if t.snapshot_every and step % t.snapshot_every == 0:  # before the checkpoint: a resume rewrites it
+                self.export(self.snapshot_path(step))
             save_atomic(self.state_dict(), self.checkpoint_path)
             return bool(t.time_limit_s and time.perf_counter() - self.started > t.time_limit_s
                         and step < self.run.steps)
@@ -229,20 +238,28 @@ class Trainer:
             self.advance(self.stop_step, bar)
         return self.end()
 
+    def snapshot_path(self, step: int) -> Path:
+        return self.run_dir.path / "snapshots" / f"manager_step{step:07d}.pt"
+
+    def export(self, path: Path) -> Path:
+        """The Manager as it stands, with the sampler's normalisation stats (manager.checkpoint)."""
+        t = self.run.train
+        mean, std = torch.as_tensor(self.sampler.obs_mean), torch.as_tensor(self.sampler.obs_std)
+        return export_manager(path, env=t.env, obs_dim=self.obs_dim, act_dim=self.act_dim, cfg=self.run.agent,
+                              obs_mean=mean, obs_std=std, model_state=self.agent.model.state_dict(),
+                              code_version=code_version(), step=self.agent.step,
+                              decoder_state=None if self.decoder is None else self.decoder.state_dict())
+
     def finish(self, wall_s: float) -> dict[str, Any]:
         t, cfg = self.run.train, self.run.agent
         result: dict[str, Any] = {"env": t.env, "mode": t.mode, "seed": t.seed, "steps": self.agent.step,
                                   "profile": self.run.profile, "device": str(self.run.device),
                                   "machine": device_description(self.run.device),
                                   "train_wall_s_this_call": wall_s, "code_version": code_version()}
-        mean, std = torch.as_tensor(self.sampler.obs_mean), torch.as_tensor(self.sampler.obs_std)
         if t.mode == "manager":
-            path = export_manager(self.run_dir.path / "manager.pt", env=t.env, obs_dim=self.obs_dim,
-                                  act_dim=self.act_dim, cfg=cfg, obs_mean=mean, obs_std=std,
-                                  model_state=self.agent.model.state_dict(), code_version=code_version(),
-                                  decoder_state=None if self.decoder is None else self.decoder.state_dict())
-            result["manager"] = str(path)
+            result["manager"] = str(self.export(self.run_dir.path / "manager.pt"))
         else:
+            mean, std = torch.as_tensor(self.sampler.obs_mean), torch.as_tensor(self.sampler.obs_std)
             planner = LatentPlanner(self.agent.model, cfg, mean, std, self.run.device, seed=t.seed)
             if t.compile:
                 planner.compile(**compile_options(t))

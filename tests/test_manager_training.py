@@ -12,7 +12,7 @@ from common.run_dir import RunAlreadyComplete
 from manager import distributions as D
 from manager.__main__ import main as manager_main
 from manager.agent import Agent
-from manager.checkpoint import CheckpointError, export_manager, load_checkpoint
+from manager.checkpoint import CheckpointError, export_manager, load_checkpoint, load_manager_file
 from manager.config import apply_profile, make_config, resolve_for_env
 from manager.data import SequenceSampler
 from manager.inference import ManagerIntents
@@ -161,6 +161,37 @@ def test_resume_equals_uninterrupted_and_same_seed_same_numbers(data_dir, tmp_pa
     assert other_seed is not None and metrics_without_timing(tmp_path / "c" / ENV / mode / "seed1") != rows
     with pytest.raises(RunAlreadyComplete):
         train_run(data_dir, tmp_path / "a", mode)
+
+
+def test_snapshots_are_the_managers_of_shorter_runs(data_dir, tmp_path):
+    """--snapshot-every exports the Manager along the way: the snapshot at step N holds the weights
+    a run of N steps exports, a resumed run writes the same snapshots, the last one is manager.pt."""
+    train_run(data_dir, tmp_path / "a", snapshot_every=100)
+    assert train_run(data_dir, tmp_path / "b", snapshot_every=100, chunk_steps=100) is None
+    train_run(data_dir, tmp_path / "b", snapshot_every=100, chunk_steps=100)
+    train_run(data_dir, tmp_path / "short", steps=100)
+    run_a, run_b, short = (tmp_path / x / ENV / "manager" / "seed0" for x in ("a", "b", "short"))
+    names = sorted(p.name for p in (run_a / "snapshots").iterdir())
+    assert names == ["manager_step0000100.pt", "manager_step0000200.pt"]
+    assert sorted(p.name for p in (run_b / "snapshots").iterdir()) == names
+    assert not (short / "snapshots").exists()  # none unless asked
+
+    def model(path):
+        payload = load_manager_file(path, env=ENV, obs_dim=4)
+        return payload["step"], payload["model"]
+
+    def same(a, b):
+        return a[0] == b[0] and all(torch.equal(a[1][k], b[1][k]) for k in a[1])
+
+    snap100, snap200 = (model(run_a / "snapshots" / name) for name in names)
+    assert snap100[0] == 100 and snap200[0] == 200 and not same(snap100, snap200)
+    assert same(snap100, model(short / "manager.pt"))
+    assert same(snap200, model(run_a / "manager.pt"))
+    assert all(same(model(run_a / "snapshots" / n), model(run_b / "snapshots" / n)) for n in names)
+    with pytest.raises(ValueError, match="multiple of checkpoint_every"):
+        train_run(data_dir, tmp_path / "c", snapshot_every=150)
+    with pytest.raises(ValueError, match="--mode manager"):
+        train_run(data_dir, tmp_path / "c", "td_mpc", snapshot_every=100)
 
 
 def test_diverging_loss_stops_naming_step_and_loss(data_dir, tmp_path, monkeypatch):
