@@ -15,6 +15,8 @@ MANAGER ?=
 MANAGER_ARG := $(if $(MANAGER),--manager $(MANAGER),)
 STEPS ?=
 STEPS_ARG := $(if $(STEPS),--steps $(STEPS),)
+SNAPSHOT_EVERY ?=
+SNAPSHOT_ARG := $(if $(SNAPSHOT_EVERY),--snapshot-every $(SNAPSHOT_EVERY),)
 COMPILE ?=
 COMPILE_MODE ?=
 COMPILE_ARG := $(if $(COMPILE),--compile $(if $(COMPILE_MODE),--compile-mode $(COMPILE_MODE),),)
@@ -48,6 +50,7 @@ help:
 	@echo "           DEVICE=$(DEVICE) (cpu|cuda|auto) STEPS=<override> COMPILE=1 (manager/flat/worker: torch.compile the update)"
 	@echo "           COMPILE_MODE=reduce-overhead (with COMPILE=1: CUDA graphs, 3.8x eager on an H200)"
 	@echo "           SEEDS=0,1,2 (manager/flat: train these seeds in one process, parameters stacked)"
+	@echo "           SNAPSHOT_EVERY=N (manager: also export snapshots/manager_step<N>.pt every N steps)"
 	@echo "           PYTHON=<interpreter, skips .venv>"
 	@echo "make table1|table2|table3  the paper's grids, resumable: runs/tableN.md/.csv/.png (docs/tables.md)"
 	@echo "           ENVS=<datasets or domain> ALGOS=<workers> SEEDS=$(SEEDS) JOBS=$(JOBS) ENGINE=$(ENGINE) (local|submitit)"
@@ -101,7 +104,7 @@ tasks-reference: $(DEPS)
 	$(PY) benchmarks/maze2d_reference.py --out docs/results/maze2d_reference.json
 
 manager: $(DEPS)
-	$(PY) -m manager train --mode manager --env $(ENV) $(SEED_ARG) --profile $(PROFILE) --device $(DEVICE) $(COMPILE_ARG) $(STEPS_ARG)
+	$(PY) -m manager train --mode manager --env $(ENV) $(SEED_ARG) --profile $(PROFILE) --device $(DEVICE) $(COMPILE_ARG) $(STEPS_ARG) $(SNAPSHOT_ARG)
 
 flat: $(DEPS)
 	$(PY) -m manager train --mode $(MODE) --env $(ENV) $(SEED_ARG) --profile $(PROFILE) --device $(DEVICE) $(COMPILE_ARG) $(STEPS_ARG)
