@@ -70,6 +70,11 @@ def test_diagnostics_rank_correlate_with_the_score(results):
     assert "| 1, 20K | 75.7 | 0.300 | 0.800 | 0.990 |" in report
 
 
+def test_an_exported_manager_takes_its_step_from_the_final_json_beside_it(results):
+    write_run(results / "bc/export/seed3", str(results / "managers/seed0/manager.pt"), 3, 40.0)
+    assert "| 0, 40K | 3 | 40.0 | 42.8 |" in manager_length_table.report(results)
+
+
 def test_a_manager_path_without_seed_or_step_is_refused(tmp_path):
     write_run(tmp_path / "bc/odd/seed0", "/elsewhere/my_manager.pt", 0, 1.0)
     with pytest.raises(ValueError, match="manager_step<N>.pt"):
