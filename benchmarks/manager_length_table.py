@@ -34,12 +34,12 @@ DIAGNOSTICS = {  # column name -> path into one intent_direction.py JSON line
 }
 
 
-def manager_of(manager_path: str) -> tuple[int, int]:
-    """A worker's --manager path -> (Manager seed, Manager training step)."""
+def manager_of(manager_path: str, root: Path) -> tuple[int, int]:
+    """A --manager path (relative ones taken from root) -> (Manager seed, Manager training step)."""
     if match := SNAPSHOT.search(manager_path):
         return int(match.group(1)), int(match.group(2))
     if match := EXPORT.search(manager_path):
-        final = Path(manager_path).with_name("final.json")
+        final = (root / manager_path).with_name("final.json")  # root / an absolute path = that path
         if final.exists():
             return int(match.group(1)), int(json.loads(final.read_text())["steps"])
     raise ValueError(f"cannot tell the Manager's seed and step from {manager_path!r}: expected "
@@ -54,15 +54,15 @@ def worker_runs(results: Path) -> list[dict]:
         if "algo" not in final or final.get("intent") != "manager":
             continue  # a Manager's own final.json, or a worker without Manager intents
         config = yaml.safe_load((final_path.parent / "config.yaml").read_text())
-        manager_seed, manager_step = manager_of(str(config["manager"]))
-        runs.append({"folder": str(final_path.parent.relative_to(results)), "manager_seed": manager_seed,
-                     "manager_step": manager_step, "worker_seed": int(final["seed"]),
-                     "score": float(final["normalized_score"]), "score_std": float(final["normalized_score_std"])})
+        manager_seed, manager_step = manager_of(str(config["manager"]), results)
+        runs.append({"manager_seed": manager_seed, "manager_step": manager_step,
+                     "worker_seed": int(final["seed"]), "score": float(final["normalized_score"])})
     return runs
 
 
 def diagnostics_by_snapshot(path: Path) -> dict[tuple[int, int], dict[str, float]]:
-    """intent_direction.jsonl -> {(Manager seed, step): {diagnostic column: value}}."""
+    """intent_direction.jsonl -> {(Manager seed, step): {diagnostic column: value}} (Manager paths
+    relative to the file's folder, or absolute)."""
     table = {}
     for line in path.read_text().splitlines():
         record = json.loads(line)
@@ -72,7 +72,7 @@ def diagnostics_by_snapshot(path: Path) -> dict[tuple[int, int], dict[str, float
             for key in keys:
                 value = value[key]
             values[name] = float(value)
-        table[manager_of(record["manager"])] = values
+        table[manager_of(record["manager"], path.parent)] = values
     return table
 
 

@@ -70,9 +70,12 @@ def test_diagnostics_rank_correlate_with_the_score(results):
     assert "| 1, 20K | 75.7 | 0.300 | 0.800 | 0.990 |" in report
 
 
-def test_an_exported_manager_takes_its_step_from_the_final_json_beside_it(results):
+def test_an_exported_manager_takes_its_step_from_the_final_json_beside_it(results, monkeypatch):
     write_run(results / "bc/export/seed3", str(results / "managers/seed0/manager.pt"), 3, 40.0)
-    assert "| 0, 40K | 3 | 40.0 | 42.8 |" in manager_length_table.report(results)
+    write_run(results / "bc/export_relative/seed4", "managers/seed0/manager.pt", 4, 41.0)
+    monkeypatch.chdir(results.parent)  # a relative path is read from the results folder, not the cwd
+    report = manager_length_table.report(results)
+    assert "| 0, 40K | 3 | 40.0 | 42.8 |" in report and "| 0, 40K | 4 | 41.0 | 42.8 |" in report
 
 
 def test_a_manager_path_without_seed_or_step_is_refused(tmp_path):
