@@ -19,19 +19,8 @@ def main(argv: list[str] | None = None) -> int:
     if algo not in WORKERS:
         print(f"error: unknown worker {algo!r}; choose one of: {', '.join(WORKERS)}", file=sys.stderr)
         return 2
-    from common.checkpoint import CheckpointError
-    from common.metrics import TrainingDiverged
-    from common.run_dir import RunAlreadyComplete
-    from tasks import DatasetError, UnknownTaskError
-
     module = importlib.import_module(WORKERS[algo])
-    try:
-        return module.main(["--algo", algo, *rest])
-    except (RunAlreadyComplete, CheckpointError, UnknownTaskError, DatasetError, ValueError,
-            TrainingDiverged) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-
+    return module.main(["--algo", algo, *rest])  # worker_main turns bad input into one `error:` line
 
 if __name__ == "__main__":
     sys.exit(main())

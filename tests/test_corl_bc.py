@@ -162,6 +162,12 @@ def test_worker_cli_errors_are_clear(data_dir, tmp_path, capsys):
     assert "make manager" in capsys.readouterr().err  # no manager trained for this env and seed yet
     assert corl_main(["bc", "--env", ENV, "--intent", "sideways"]) == 2
     assert "none | manager | random" in capsys.readouterr().err
+    # the worker file run on its own (CORL's `python algorithms/offline/iql.py` habit) says the same, no traceback
+    assert bc.main(["--env", ENV, "--intent", "sideways"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: unknown intent 'sideways'") and "Traceback" not in err
+    assert bc.main(["--env", "maze2d-mediun-v1"]) == 2
+    assert "Did you mean 'maze2d-medium-v1'" in capsys.readouterr().err
 
 
 def test_resume_with_another_observation_size_is_refused(data_dir, tmp_path):

@@ -163,10 +163,22 @@ def validate_worker_config(cfg: WorkerConfig) -> None:
 def worker_main(cls: type[C], default_algo: str, train: Callable[[C], dict[str, Any] | None],
                 argv: Sequence[str] | None = None) -> int:
     """The `main()` of every worker file: parse (`--algo` picks the preset, default `default_algo`),
-    train, print final.json's fields as key=value lines."""
+    train, print final.json's fields as key=value lines. Bad input (a finished run, a mismatched
+    checkpoint, an unknown task, a missing dataset, a bad setting, a diverged loss) prints one
+    `error: ...` line and returns 2, whether the file runs as `python -m corl ALGO` or `python -m corl.ALGO`."""
+    from common.checkpoint import CheckpointError
+    from common.metrics import TrainingDiverged
+    from common.run_dir import RunAlreadyComplete
+    from tasks import DatasetError, UnknownTaskError
+
     argv = list(sys.argv[1:] if argv is None else argv)
     algo = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--algo"), default_algo)
-    result = train(parse_worker_config(cls, algo, argv))
+    try:
+        result = train(parse_worker_config(cls, algo, argv))
+    except (RunAlreadyComplete, CheckpointError, UnknownTaskError, DatasetError, ValueError,
+            TrainingDiverged) as exc:  # the user's input, named with its fix: one line, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     for key, value in (result or {}).items():
         print(f"{key}={value}")
     return 0
