@@ -22,5 +22,6 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(WORKERS[algo])
     return module.main(["--algo", algo, *rest])  # worker_main turns bad input into one `error:` line
 
+
 if __name__ == "__main__":
     sys.exit(main())
