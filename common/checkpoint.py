@@ -9,9 +9,10 @@ from typing import Any
 import torch
 
 from common.atomic import atomic_path
+from common.errors import InputError
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(InputError, RuntimeError):
     """A checkpoint is missing, unreadable, of another kind, or for another env / obs size."""
 
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from common.errors import InputError
+
 EXPLODING_LOSS = 1e8
 
 
-class TrainingDiverged(FloatingPointError):
+class TrainingDiverged(InputError, FloatingPointError):
     """A loss became non-finite or exploded; the message names the loss and the step."""
 
 

@@ -20,6 +20,7 @@ from typing import Any, Mapping, Sequence
 import yaml
 
 from common.atomic import write_json_atomic, write_text_atomic
+from common.errors import InputError
 
 
 def slug(name: str) -> str:
@@ -30,7 +31,7 @@ def slug(name: str) -> str:
     return text
 
 
-class RunAlreadyComplete(RuntimeError):
+class RunAlreadyComplete(InputError, RuntimeError):
     """Raised when a finished run would be overwritten without being asked to."""
 
 

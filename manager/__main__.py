@@ -17,12 +17,10 @@ import typing
 
 import yaml
 
-from common.checkpoint import CheckpointError
 from common.cli import add_config_arguments, config_from_args, parse_seeds
-from common.run_dir import RunAlreadyComplete
+from common.errors import INPUT_ERRORS, report_input_error
 from manager.config import MODES, AgentConfig
-from manager.trainer import SeedsDiverged, TrainConfig, Trainer, TrainingDiverged, resolve, train_stacked
-from tasks import DatasetError, UnknownTaskError
+from manager.trainer import SeedsDiverged, TrainConfig, Trainer, resolve, train_stacked
 
 
 def parse_overrides(items: list[str], mode: str) -> dict[str, typing.Any]:
@@ -81,11 +79,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except SeedsDiverged as exc:  # the seeds that did not diverge finished: report them, then the error
         print_results(exc.results)
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except (UnknownTaskError, DatasetError, CheckpointError, RunAlreadyComplete, TrainingDiverged, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return report_input_error(exc)
+    except INPUT_ERRORS as exc:
+        return report_input_error(exc)
 
 
 if __name__ == "__main__":

@@ -19,13 +19,14 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from common.cli import add_config_arguments, config_field, config_from_args
+from common.errors import INPUT_ERRORS, report_input_error
 from common.run_dir import RunAlreadyComplete, RunDir
 from tasks.antmaze.checkpoint import POLICY_ENV_VAR, POLICY_FILE_NAME
-from tasks.datasets import (DatasetError, code_version, dataset_provenance, find_dataset,
+from tasks.datasets import (code_version, dataset_provenance, find_dataset,
                             generate_dataset, read_dataset, search_dirs, stale_sources, trajectories,
                             write_dir)
 from tasks.evaluation import evaluate_policy, get_normalized_score, make_policy
-from tasks.registry import TASKS, UnknownTaskError, get_task
+from tasks.registry import TASKS, get_task
 
 POLICY_FILE_HELP = ("antmaze: D4RL's goal-reaching ant policy ant_hierarch_pol.pkl (default: $ANTMAZE_POLICY_FILE, "
                     "else ../shared/data/d4rl/ or ~/.cache/tasks/antmaze/)")
@@ -208,9 +209,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_list(args)
         cls, fn, _ = COMMANDS[args.command]
         return fn(config_from_args(cls, args))
-    except (UnknownTaskError, DatasetError, FileExistsError, RunAlreadyComplete, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except (*INPUT_ERRORS, FileExistsError) as exc:
+        return report_input_error(exc)
 
 
 if __name__ == "__main__":

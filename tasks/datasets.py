@@ -24,6 +24,7 @@ import mujoco
 import numpy as np
 
 from common.atomic import atomic_path
+from common.errors import InputError
 from tasks.registry import TaskSpec, get_task
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -32,7 +33,7 @@ DATASET_FORMAT_VERSION = 1
 REQUIRED_KEYS = ("observations", "actions", "rewards", "terminals")
 
 
-class DatasetError(RuntimeError):
+class DatasetError(InputError, RuntimeError):
     """A dataset file is missing, unreadable or not in D4RL's layout."""
 
 

@@ -14,6 +14,8 @@ from typing import Callable
 import gymnasium as gym
 import numpy as np
 
+from common.errors import InputError
+
 D4RL_SERVER = "http://rail.eecs.berkeley.edu/datasets/offline_rl"
 
 
@@ -55,7 +57,7 @@ def register(spec: TaskSpec) -> TaskSpec:
     return spec
 
 
-class UnknownTaskError(KeyError):
+class UnknownTaskError(InputError, KeyError):
     def __str__(self) -> str:  # KeyError would quote the whole message
         return str(self.args[0])
 

@@ -26,6 +26,7 @@ import yaml
 from common.cli import compile_kwargs
 from common.cli import config_field as field
 from common.device import resolve_device, resolve_profile
+from common.errors import INPUT_ERRORS, report_input_error
 from tasks import get_task
 from wrappers import INTENT_CHOICES
 
@@ -166,19 +167,12 @@ def worker_main(cls: type[C], default_algo: str, train: Callable[[C], dict[str, 
     train, print final.json's fields as key=value lines. Bad input (a finished run, a mismatched
     checkpoint, an unknown task, a missing dataset, a bad setting, a diverged loss) prints one
     `error: ...` line and returns 2, whether the file runs as `python -m corl ALGO` or `python -m corl.ALGO`."""
-    from common.checkpoint import CheckpointError
-    from common.metrics import TrainingDiverged
-    from common.run_dir import RunAlreadyComplete
-    from tasks import DatasetError, UnknownTaskError
-
     argv = list(sys.argv[1:] if argv is None else argv)
     algo = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--algo"), default_algo)
     try:
         result = train(parse_worker_config(cls, algo, argv))
-    except (RunAlreadyComplete, CheckpointError, UnknownTaskError, DatasetError, ValueError,
-            TrainingDiverged) as exc:  # the user's input, named with its fix: one line, no traceback
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except INPUT_ERRORS as exc:  # the user's input, named with its fix: one line, no traceback
+        return report_input_error(exc)
     for key, value in (result or {}).items():
         print(f"{key}={value}")
     return 0

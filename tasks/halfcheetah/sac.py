@@ -53,7 +53,8 @@ from common.atomic import write_json_atomic
 from common.checkpoint import CheckpointError, load_checkpoint, save_atomic
 from common.cli import config_field, parse_config
 from common.device import resolve_device
-from common.metrics import MetricWindow, TrainingDiverged
+from common.errors import INPUT_ERRORS, report_input_error
+from common.metrics import MetricWindow
 from common.progress import progress_bar
 from common.run_dir import RunDir
 from tasks.halfcheetah.env import ACT_DIM, OBS_DIM, HalfCheetahEnv
@@ -567,9 +568,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg = parse_config(SACConfig, "python -m tasks.halfcheetah.sac", __doc__, argv)
     try:
         result = run_training(cfg)
-    except (CheckpointError, TrainingDiverged, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except INPUT_ERRORS as exc:
+        return report_input_error(exc)
     print(f"done: {result['env_steps']} env steps, best eval return {result['best_eval_return']:.1f}, "
           f"run folder {result['run_dir']}")
     return 0
