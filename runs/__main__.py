@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from common.cli import COMPILE_MODES, add_config_arguments, compile_kwargs, config_from_args
 from common.cli import config_field as field
+from common.errors import INPUT_ERRORS, report_input_error
 from runs import manifest as m
 from runs.aggregate import ALPHA, aggregate
 from runs.engines import make_engine
@@ -175,9 +176,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[grid] warning: {warning}", file=sys.stderr)
         print(f"[grid] wrote {md}, {csv_path}, {plot}")
         return 1 if grid is not None and grid.failed else 0
-    except (ValueError, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except (*INPUT_ERRORS, RuntimeError) as exc:  # RuntimeError: a grid cell's or engine's failure, named
+        return report_input_error(exc)
     except KeyboardInterrupt:
         print("[grid] interrupted; run the same command again to resume (finished cells are kept)", file=sys.stderr)
         return 130
