@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from common.provenance import git_commit, git_dirty
 from runs.grid import LOG_NAME, MANIFEST_NAME
 from runs.manifest import read_manifest, utc_now, write_manifest
 
@@ -53,16 +54,7 @@ class CellJob:
 
 def repo_provenance(repo: Path = REPO_ROOT) -> dict[str, Any]:
     """Git commit of the code and whether tracked files differ from it (read-only git calls)."""
-    def git(*args: str) -> str | None:
-        try:
-            done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=10)
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return done.stdout.strip() if done.returncode == 0 else None
-
-    commit = git("rev-parse", "HEAD")
-    status = git("status", "--porcelain", "--untracked-files=no")
-    return {"commit": commit or "unknown", "dirty": bool(status) if status is not None else None}
+    return {"commit": git_commit(repo) or "unknown", "dirty": git_dirty(repo)}
 
 
 def gpu_names(cuda_visible: str | None) -> list[str]:

@@ -14,7 +14,6 @@ import datetime
 import functools
 import os
 import shutil
-import subprocess
 import urllib.request
 import warnings
 from pathlib import Path
@@ -25,6 +24,7 @@ import numpy as np
 
 from common.atomic import atomic_path
 from common.errors import InputError
+from common.provenance import git_commit, git_dirty
 from tasks.registry import TaskSpec, get_task
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -145,14 +145,13 @@ def dataset_provenance(path: str | os.PathLike) -> dict[str, object]:
 # --- writing, generating, downloading ------------------------------------------------------
 @functools.cache
 def code_version() -> str:
-    """The repository's short commit, read once per process: a run that spans a commit (a long
-    cell while work goes on) reports the code it started with in every file it writes."""
-    try:
-        commit = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"],
-                                capture_output=True, text=True, timeout=5).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit = ""
-    return commit or "unknown"
+    """The repository's short commit, `<commit>+dirty` when tracked files differ from it, read once
+    per process: a run that spans a commit (a long cell while work goes on) reports the code it
+    started with in every file it writes."""
+    commit = git_commit(short=True)
+    if commit is None:
+        return "unknown"
+    return commit + ("+dirty" if git_dirty() else "")
 
 
 def write_dataset(path: str | os.PathLike, data: dict[str, np.ndarray], attrs: dict[str, object]) -> Path:

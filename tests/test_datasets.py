@@ -9,6 +9,7 @@ import h5py
 import numpy as np
 import pytest
 
+import common.provenance as provenance
 import tasks.datasets as datasets
 from tasks import (DatasetError, DatasetNotFoundError, find_dataset, get_task, load_dataset,
                    qlearning_dataset, read_dataset, trajectories)
@@ -184,18 +185,51 @@ def test_qlearning_and_trajectory_counts_on_generated_data(umaze_small):
     assert len(trajectories(data)) == timeouts.sum()
 
 
+def _fake_git(calls, status=""):
+    """subprocess.run for git: rev-parse answers commit<n> (n: how many times HEAD was read), status `status`."""
+    def run(cmd, **kwargs):
+        calls.append(cmd)
+        heads = sum("rev-parse" in c for c in calls)
+        out = f"commit{heads}\n" if "rev-parse" in cmd else status
+        return subprocess.CompletedProcess(cmd, 0, stdout=out, stderr="")
+    return run
+
+
 def test_code_version_is_read_once_per_process(monkeypatch):
     """A long run reports the commit it started with, even if HEAD moves while it trains."""
     datasets.code_version.cache_clear()
     calls = []
-
-    def fake_git(cmd, **kwargs):
-        calls.append(cmd)
-        return subprocess.CompletedProcess(cmd, 0, stdout=f"commit{len(calls)}\n", stderr="")
-
-    monkeypatch.setattr(datasets.subprocess, "run", fake_git)
+    monkeypatch.setattr(provenance.subprocess, "run", _fake_git(calls))
     try:
         assert datasets.code_version() == "commit1"
-        assert datasets.code_version() == "commit1" and len(calls) == 1  # HEAD "moved": still the first
+        assert datasets.code_version() == "commit1" and len(calls) == 2  # HEAD "moved": still the first
     finally:
         datasets.code_version.cache_clear()
+
+
+def test_code_version_marks_an_edited_working_tree(monkeypatch):
+    """Tracked files that differ from HEAD: the run did not run the commit's code, and says so."""
+    datasets.code_version.cache_clear()
+    monkeypatch.setattr(provenance.subprocess, "run", _fake_git([], status=" M common/errors.py\n"))
+    try:
+        assert datasets.code_version() == "commit1+dirty"
+    finally:
+        datasets.code_version.cache_clear()
+
+
+def test_git_state_of_a_real_repository(tmp_path):
+    """git_commit / git_dirty on a fresh repository: clean after a commit, dirty after an edit of a
+    tracked file, not after a new untracked one; outside a repository both are None."""
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+    assert provenance.git_commit(tmp_path) is None and provenance.git_dirty(tmp_path) is None
+    git("init", "-q")
+    (tmp_path / "a.py").write_text("x = 1\n")
+    git("add", "a.py")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "one")
+    assert len(provenance.git_commit(tmp_path)) == 40 and provenance.git_dirty(tmp_path) is False
+    assert provenance.git_commit(tmp_path).startswith(provenance.git_commit(tmp_path, short=True))
+    (tmp_path / "b.py").write_text("untracked\n")
+    assert provenance.git_dirty(tmp_path) is False
+    (tmp_path / "a.py").write_text("x = 2\n")
+    assert provenance.git_dirty(tmp_path) is True
