@@ -9,9 +9,12 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def _git(repo: Path, *args: str) -> str | None:
-    """stdout of a read-only git command in `repo`, stripped; None when git or the repository is missing."""
+    """stdout of a read-only git command in `repo`, stripped; None when git or the repository is missing.
+    --no-optional-locks: `git status` would otherwise refresh the index under index.lock, and many
+    runs starting at once (a grid) could make the user's own git command fail on that lock."""
     try:
-        done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=10)
+        done = subprocess.run(["git", "--no-optional-locks", "-C", str(repo), *args], capture_output=True,
+                              text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout.strip() if done.returncode == 0 else None
