@@ -20,11 +20,10 @@ from typing import Any
 
 import yaml
 
-from common.provenance import git_commit, git_dirty
+from common.provenance import REPO_ROOT, git_commit, git_dirty
 from runs.grid import LOG_NAME, MANIFEST_NAME
 from runs.manifest import read_manifest, utc_now, write_manifest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 LOG_TAIL_BYTES = 4096
 
 

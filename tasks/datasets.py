@@ -24,10 +24,9 @@ import numpy as np
 
 from common.atomic import atomic_path
 from common.errors import InputError
-from common.provenance import git_commit, git_dirty
+from common.provenance import REPO_ROOT, git_commit, git_dirty
 from tasks.registry import TaskSpec, get_task
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 LOCAL_DATA_DIR = REPO_ROOT / "data"
 DATASET_FORMAT_VERSION = 1
 REQUIRED_KEYS = ("observations", "actions", "rewards", "terminals")

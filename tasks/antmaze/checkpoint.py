@@ -33,9 +33,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from common.provenance import REPO_ROOT
+
 POLICY_FILE_NAME = "ant_hierarch_pol.pkl"
 POLICY_ENV_VAR = "ANTMAZE_POLICY_FILE"
-REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_POLICY_PATHS = (
     REPO_ROOT.parent / "shared" / "data" / "d4rl" / POLICY_FILE_NAME,
     Path("~/.cache/tasks/antmaze").expanduser() / POLICY_FILE_NAME,
