@@ -18,7 +18,8 @@ from tasks.evaluation import evaluate_policy, make_policy
 from tasks.halfcheetah.env import HalfCheetahEnv
 from tasks.halfcheetah.generate import replay_dataset, rollout_dataset
 from tasks.halfcheetah.policies import SnapshotError, load_snapshot, save_snapshot
-from tasks.halfcheetah.sac import SAC, Actor, SACConfig, run_training
+from tasks.halfcheetah.sac import SACConfig, run_training
+from tasks.halfcheetah.sac_learner import SAC, Actor
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMES = ("halfcheetah-medium-v2", "halfcheetah-medium-replay-v2", "halfcheetah-medium-expert-v2")

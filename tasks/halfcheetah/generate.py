@@ -99,7 +99,7 @@ def checkpoint_transitions(ckpt: dict, steps: int) -> dict[str, np.ndarray]:
     """The first `steps` transitions of a SAC checkpoint's replay buffer, in D4RL's layout."""
     import torch
 
-    from tasks.halfcheetah.sac import ReplayBuffer, to_d4rl
+    from tasks.halfcheetah.replay_buffer import ReplayBuffer, to_d4rl
 
     buffer = ReplayBuffer(steps, torch.device("cpu"))
     buffer.load_state_dict({"size": steps, "added": steps,
@@ -111,7 +111,8 @@ def replay_dataset(steps: int, seed: int, show_progress: bool = True, cfg=None,
                    root: str | Path | None = None) -> dict[str, np.ndarray]:
     """The seeded SAC run's replay buffer after `steps` env steps, in D4RL's layout."""
     from common.checkpoint import CheckpointError, load_checkpoint
-    from tasks.halfcheetah.sac import Trainer, changed_settings, to_d4rl
+    from tasks.halfcheetah.replay_buffer import to_d4rl
+    from tasks.halfcheetah.sac import Trainer, changed_settings
 
     cfg = _medium_sac_config(seed, show_progress) if cfg is None else replace(cfg, seed=seed)
     ckpt_path = Path(root or cfg.root).expanduser() / "halfcheetah" / "train" / f"seed{seed}" / "checkpoint.pt"
