@@ -1,0 +1,107 @@
+"""Per-seed tables of one worker's cells: final scores and the evaluations during training.
+
+RESULTS holds a worker's run folders as `<intent>/seed<K>/` (each with final.json and metrics.csv,
+the layout of docs/results/*_paper_protocol_*/). Prints two markdown tables:
+- one row per seed, one column per intent arm: the final normalised score, mean +- std over the
+  final evaluation's episodes; then the mean +- std over seeds (sample std) with Welch's p of each
+  arm against the no-intent arm (the same test as `python -m runs table2|table3`);
+- one row per (arm, seed), one column per evaluation step: the evaluations during training
+  (metrics.csv's eval_normalized_score; the last one is the final evaluation).
+
+    python benchmarks/seed_cells_table.py docs/results/td3_bc_paper_protocol_maze2d-medium_cpu
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import re
+import statistics
+from pathlib import Path
+
+from scipy.stats import ttest_ind
+
+ARMS = ("none", "manager", "random")
+ARM_NAMES = {"none": "no intents", "manager": "Manager intents", "random": "random intents"}
+SEED_DIR = re.compile(r"seed(\d+)$")
+
+
+def read_cells(results: Path) -> dict[str, dict[int, dict]]:
+    """{arm: {seed: {"final": final.json, "evals": [(step, score)]}}} for the finished cells."""
+    cells: dict[str, dict[int, dict]] = {}
+    for arm in ARMS:
+        for seed_dir in sorted((results / arm).glob("seed*")):
+            match = SEED_DIR.search(seed_dir.name)
+            final_path = seed_dir / "final.json"
+            if not match or not final_path.is_file():
+                continue
+            with open(seed_dir / "metrics.csv", newline="") as f:
+                evals = [(int(row["step"]), float(row["eval_normalized_score"])) for row in csv.DictReader(f)
+                         if row.get("eval_normalized_score")]
+            cells.setdefault(arm, {})[int(match.group(1))] = {
+                "final": json.loads(final_path.read_text()), "evals": evals}
+    if not cells:
+        raise SystemExit(f"no finished cells (<arm>/seed<K>/final.json) under {results}")
+    return cells
+
+
+def welch_p(baseline: list[float], ours: list[float]) -> float:
+    if len(baseline) < 2 or len(ours) < 2:
+        return math.nan
+    return float(ttest_ind(ours, baseline, equal_var=False).pvalue)
+
+
+def final_table(cells: dict[str, dict[int, dict]]) -> str:
+    arms = [arm for arm in ARMS if arm in cells]
+    seeds = sorted({seed for arm in arms for seed in cells[arm]})
+    header = "| seed | " + " | ".join(f"{ARM_NAMES[arm]} ({_steps(cells[arm])})" for arm in arms) + " |"
+    lines = [header, "| --- " * (len(arms) + 1) + "|"]
+    for seed in seeds:
+        row = []
+        for arm in arms:
+            final = cells[arm].get(seed, {}).get("final")
+            row.append(f"{final['normalized_score']:.1f} ± {final['normalized_score_std']:.1f}" if final else "")
+        lines.append(f"| {seed} | " + " | ".join(row) + " |")
+    scores = {arm: [cells[arm][s]["final"]["normalized_score"] for s in sorted(cells[arm])] for arm in arms}
+    summary = []
+    for arm in arms:
+        values = scores[arm]
+        std = statistics.stdev(values) if len(values) > 1 else math.nan
+        text = f"{statistics.mean(values):.1f} ± {std:.1f} (n {len(values)})"
+        if arm != "none" and "none" in scores:
+            text += f", Welch p {welch_p(scores['none'], values):.2g}"
+        summary.append(text)
+    lines.append("| mean ± std over seeds | " + " | ".join(summary) + " |")
+    return "\n".join(lines)
+
+
+def evals_table(cells: dict[str, dict[int, dict]]) -> str:
+    steps = sorted({step for arm in cells.values() for cell in arm.values() for step, _ in cell["evals"]})
+    lines = ["| arm, seed | " + " | ".join(f"{step // 1000}K" for step in steps) + " |",
+             "| --- " * (len(steps) + 1) + "|"]
+    for arm in (a for a in ARMS if a in cells):
+        for seed, cell in sorted(cells[arm].items()):
+            by_step = dict(cell["evals"])
+            lines.append(f"| {ARM_NAMES[arm]}, seed {seed} | "
+                         + " | ".join(f"{by_step[s]:.1f}" if s in by_step else "" for s in steps) + " |")
+    return "\n".join(lines)
+
+
+def _steps(arm_cells: dict[int, dict]) -> str:
+    steps = sorted({cell["final"]["steps"] for cell in arm_cells.values()})
+    return ", ".join(f"{s // 1000}K" for s in steps) + " steps"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("results", type=Path, help="folder holding <intent>/seed<K>/ run folders of one worker")
+    args = parser.parse_args()
+    cells = read_cells(args.results)
+    print(final_table(cells))
+    print()
+    print(evals_table(cells))
+
+
+if __name__ == "__main__":
+    main()

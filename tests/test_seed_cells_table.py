@@ -1,0 +1,62 @@
+"""benchmarks/seed_cells_table.py: per-seed final scores, Welch's p and the evaluations during training."""
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from pathlib import Path
+
+import pytest
+from scipy.stats import ttest_ind
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks import seed_cells_table  # noqa: E402
+
+# (arm, seed) -> evaluations during training; the last one is the final score
+EVALS = {("none", 0): {100_000: 5.0, 200_000: 10.0}, ("none", 1): {100_000: 1.0, 200_000: 2.0},
+         ("none", 2): {100_000: 3.0, 200_000: 6.0},
+         ("manager", 0): {100_000: 40.0}, ("manager", 1): {100_000: 55.5}, ("manager", 2): {100_000: 47.0}}
+
+
+def write_cell(folder: Path, scores: dict[int, float]) -> None:
+    folder.mkdir(parents=True)
+    rows = ["step,actor_loss,eval_normalized_score"]
+    for step in range(50_000, max(scores) + 1, 50_000):  # loss rows without an evaluation between them
+        rows.append(f"{step},0.5,{scores.get(step, '')}")
+    (folder / "metrics.csv").write_text("\n".join(rows) + "\n")
+    final = {"normalized_score": scores[max(scores)], "normalized_score_std": 2.5, "steps": max(scores)}
+    (folder / "final.json").write_text(json.dumps(final))
+
+
+@pytest.fixture
+def results(tmp_path: Path) -> Path:
+    for (arm, seed), scores in EVALS.items():
+        write_cell(tmp_path / arm / f"seed{seed}", scores)
+    (tmp_path / "random" / "seed0").mkdir(parents=True)  # an unfinished cell (no final.json): left out
+    return tmp_path
+
+
+def test_final_table_gives_each_seed_and_the_mean_std_and_welch_p_over_seeds(results):
+    table = seed_cells_table.final_table(seed_cells_table.read_cells(results))
+    lines = table.splitlines()
+    assert lines[0] == "| seed | no intents (200K steps) | Manager intents (100K steps) |"
+    assert lines[2] == "| 0 | 10.0 ± 2.5 | 40.0 ± 2.5 |"
+    assert lines[4] == "| 2 | 6.0 ± 2.5 | 47.0 ± 2.5 |"
+    baseline, ours = [10.0, 2.0, 6.0], [40.0, 55.5, 47.0]
+    p = ttest_ind(ours, baseline, equal_var=False).pvalue
+    assert lines[5] == (f"| mean ± std over seeds | 6.0 ± {statistics.stdev(baseline):.1f} (n 3) | "
+                        f"47.5 ± {statistics.stdev(ours):.1f} (n 3), Welch p {p:.2g} |")
+    assert "random" not in table
+
+
+def test_evals_table_places_each_evaluation_under_its_step(results):
+    lines = seed_cells_table.evals_table(seed_cells_table.read_cells(results)).splitlines()
+    assert lines[0] == "| arm, seed | 100K | 200K |"
+    assert lines[2] == "| no intents, seed 0 | 5.0 | 10.0 |"
+    assert lines[5] == "| Manager intents, seed 0 | 40.0 |  |"
+
+
+def test_a_folder_without_cells_is_refused_with_its_name(tmp_path):
+    with pytest.raises(SystemExit, match="no finished cells"):
+        seed_cells_table.read_cells(tmp_path)
