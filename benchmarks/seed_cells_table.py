@@ -4,7 +4,8 @@ RESULTS holds a worker's run folders as `<intent>/seed<K>/` (each with final.jso
 the layout of docs/results/*_paper_protocol_*/). Prints two markdown tables:
 - one row per seed, one column per intent arm: the final normalised score, mean +- std over the
   final evaluation's episodes; then the mean +- std over seeds (sample std) with Welch's p of each
-  arm against the no-intent arm (the same test as `python -m runs table2|table3`);
+  arm against the no-intent arm (`runs.aggregate.welch_test`, the test of `python -m runs
+  table2|table3`, with its marks: ↑ / ↓ a significant gain / loss at p < 0.05);
 - one row per (arm, seed), one column per evaluation step: the evaluations during training
   (metrics.csv's eval_normalized_score; the last one is the final evaluation).
 
@@ -13,14 +14,16 @@ the layout of docs/results/*_paper_protocol_*/). Prints two markdown tables:
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 import re
 import statistics
+import sys
 from pathlib import Path
 
-from scipy.stats import ttest_ind
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from runs.aggregate import read_eval_scores, welch_test  # noqa: E402
 
 ARMS = ("none", "manager", "random")
 ARM_NAMES = {"none": "no intents", "manager": "Manager intents", "random": "random intents"}
@@ -28,7 +31,7 @@ SEED_DIR = re.compile(r"seed(\d+)$")
 
 
 def read_cells(results: Path) -> dict[str, dict[int, dict]]:
-    """{arm: {seed: {"final": final.json, "evals": [(step, score)]}}} for the finished cells."""
+    """{arm: {seed: {"final": final.json, "evals": {step: score}}}} for the finished cells."""
     cells: dict[str, dict[int, dict]] = {}
     for arm in ARMS:
         for seed_dir in sorted((results / arm).glob("seed*")):
@@ -36,20 +39,11 @@ def read_cells(results: Path) -> dict[str, dict[int, dict]]:
             final_path = seed_dir / "final.json"
             if not match or not final_path.is_file():
                 continue
-            with open(seed_dir / "metrics.csv", newline="") as f:
-                evals = [(int(row["step"]), float(row["eval_normalized_score"])) for row in csv.DictReader(f)
-                         if row.get("eval_normalized_score")]
             cells.setdefault(arm, {})[int(match.group(1))] = {
-                "final": json.loads(final_path.read_text()), "evals": evals}
+                "final": json.loads(final_path.read_text()), "evals": read_eval_scores(seed_dir / "metrics.csv")}
     if not cells:
         raise SystemExit(f"no finished cells (<arm>/seed<K>/final.json) under {results}")
     return cells
-
-
-def welch_p(baseline: list[float], ours: list[float]) -> float:
-    if len(baseline) < 2 or len(ours) < 2:
-        return math.nan
-    return float(ttest_ind(ours, baseline, equal_var=False).pvalue)
 
 
 def final_table(cells: dict[str, dict[int, dict]]) -> str:
@@ -70,21 +64,21 @@ def final_table(cells: dict[str, dict[int, dict]]) -> str:
         std = statistics.stdev(values) if len(values) > 1 else math.nan
         text = f"{statistics.mean(values):.1f} ± {std:.1f} (n {len(values)})"
         if arm != "none" and "none" in scores:
-            text += f", Welch p {welch_p(scores['none'], values):.2g}"
+            welch = welch_test(scores["none"], values)
+            text += f"{welch.marker()}, Welch p {welch.p_text()}"
         summary.append(text)
     lines.append("| mean ± std over seeds | " + " | ".join(summary) + " |")
     return "\n".join(lines)
 
 
 def evals_table(cells: dict[str, dict[int, dict]]) -> str:
-    steps = sorted({step for arm in cells.values() for cell in arm.values() for step, _ in cell["evals"]})
+    steps = sorted({step for arm in cells.values() for cell in arm.values() for step in cell["evals"]})
     lines = ["| arm, seed | " + " | ".join(f"{step // 1000}K" for step in steps) + " |",
              "| --- " * (len(steps) + 1) + "|"]
     for arm in (a for a in ARMS if a in cells):
         for seed, cell in sorted(cells[arm].items()):
-            by_step = dict(cell["evals"])
             lines.append(f"| {ARM_NAMES[arm]}, seed {seed} | "
-                         + " | ".join(f"{by_step[s]:.1f}" if s in by_step else "" for s in steps) + " |")
+                         + " | ".join(f"{cell['evals'][s]:.1f}" if s in cell["evals"] else "" for s in steps) + " |")
     return "\n".join(lines)
 
 

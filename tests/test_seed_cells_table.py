@@ -45,8 +45,9 @@ def test_final_table_gives_each_seed_and_the_mean_std_and_welch_p_over_seeds(res
     assert lines[4] == "| 2 | 6.0 ± 2.5 | 47.0 ± 2.5 |"
     baseline, ours = [10.0, 2.0, 6.0], [40.0, 55.5, 47.0]
     p = ttest_ind(ours, baseline, equal_var=False).pvalue
+    assert p < 0.05  # a significant gain: marked ↑
     assert lines[5] == (f"| mean ± std over seeds | 6.0 ± {statistics.stdev(baseline):.1f} (n 3) | "
-                        f"47.5 ± {statistics.stdev(ours):.1f} (n 3), Welch p {p:.2g} |")
+                        f"47.5 ± {statistics.stdev(ours):.1f} (n 3) ↑, Welch p {p:.3g} |")
     assert "random" not in table
 
 
