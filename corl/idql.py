@@ -70,6 +70,7 @@ from torch import Tensor, nn
 from torch.optim.lr_scheduler import CosineAnnealingLR
 
 from common.cli import config_field as field
+from common.seeding import derived_seed
 from corl.shared.compiled import CompiledLosses
 from corl.shared.config import WorkerConfig, worker_main
 from corl.shared.data import ReplayBuffer, load_transitions, modify_reward, normalize_dataset
@@ -315,8 +316,7 @@ class IDQL(CompiledLosses):
 
     def reset(self, episode_ids: np.ndarray) -> None:
         """Each evaluation round samples from its own stream: seeded by (seed, first episode id)."""
-        seed = np.random.SeedSequence([self.seed, int(episode_ids[0])]).generate_state(1)[0]
-        self.generator.manual_seed(int(seed))
+        self.generator.manual_seed(derived_seed(self.seed, episode_ids[0]))
 
     def state_dict(self) -> dict[str, Any]:
         return {"policy": self.policy.state_dict(), "ema_policy": self.ema_policy.state_dict(),

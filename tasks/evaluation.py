@@ -15,6 +15,7 @@ import gymnasium as gym
 import numpy as np
 
 from common.progress import progress_bar
+from common.seeding import derived_seed
 from tasks.envs import make_vector_env
 from tasks.registry import get_task
 
@@ -24,7 +25,8 @@ class BatchPolicy(Protocol):
 
 
 def episode_seed(seed: int, episode: int) -> int:
-    return int(np.random.SeedSequence([seed, episode]).generate_state(1)[0])
+    """The reset seed of episode `episode` of an evaluation seeded `seed`."""
+    return derived_seed(seed, episode)
 
 
 def get_normalized_score(name: str, returns):

@@ -27,15 +27,12 @@ from pathlib import Path
 import numpy as np
 
 from common.progress import progress_bar
+from common.seeding import derived_seed
 from tasks.halfcheetah.env import ACT_DIM, OBS_DIM, HalfCheetahEnv
 from tasks.halfcheetah.policies import NumpyActor, SnapshotError, asset_path, load_snapshot, read_snapshot_meta
 
 EPISODE_STEPS = 1000
 MEDIUM_STREAM, EXPERT_STREAM = 10, 11  # seed words of the two rollout datasets
-
-
-def _seed(*words: int) -> int:
-    return int(np.random.SeedSequence([int(w) for w in words]).generate_state(1)[0])
 
 
 def rollout_dataset(actor: NumpyActor, steps: int, seed: int, stream: int, show_progress: bool = True,
@@ -57,7 +54,7 @@ def rollout_dataset(actor: NumpyActor, steps: int, seed: int, stream: int, show_
     }
     with progress_bar(total=steps, desc=desc, enabled=show_progress) as bar:
         for e, start in enumerate(range(0, steps, EPISODE_STEPS)):
-            obs, _ = env.reset(seed=_seed(seed, stream, e))
+            obs, _ = env.reset(seed=derived_seed(seed, stream, e))
             rng = np.random.default_rng([seed, stream, e])
             end = min(start + EPISODE_STEPS, steps)
             for t in range(start, end):

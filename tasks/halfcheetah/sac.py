@@ -55,6 +55,7 @@ from common.errors import INPUT_ERRORS, report_input_error
 from common.metrics import MetricWindow
 from common.progress import progress_bar
 from common.run_dir import RunDir
+from common.seeding import derived_seed
 from tasks.halfcheetah.env import ACT_DIM, OBS_DIM, HalfCheetahEnv
 from tasks.halfcheetah.policies import read_snapshot, save_snapshot
 from tasks.halfcheetah.replay_buffer import ReplayBuffer
@@ -122,10 +123,6 @@ def changed_settings(saved: dict[str, Any], cfg: SACConfig) -> list[str]:
     config predates counts as its default)."""
     defaults, mine = asdict(SACConfig()), asdict(cfg)
     return [k for k in TRAINING_KEYS if mine[k] != saved.get(k, defaults[k])]
-
-
-def reset_seed(*words: int) -> int:
-    return int(np.random.SeedSequence([int(w) for w in words]).generate_state(1)[0])
 
 
 # --- the training run ------------------------------------------------------------------------
@@ -257,7 +254,7 @@ class Trainer:
     def env_step(self) -> None:
         """One env step into the buffer (resetting at episode starts)."""
         if self.episode_step == 0:
-            self._obs, _ = self.env.reset(seed=reset_seed(self.cfg.seed, 0, self.episode))
+            self._obs, _ = self.env.reset(seed=derived_seed(self.cfg.seed, 0, self.episode))
             self.episode_return = 0.0
         obs = self._obs
         x_before = float(self.env.data.qpos[0])
@@ -281,7 +278,7 @@ class Trainer:
         n = self.cfg.eval_episodes
         if self.eval_envs is None:
             self.eval_envs = [HalfCheetahEnv() for _ in range(n)]
-        obs = np.stack([env.reset(seed=reset_seed(self.cfg.seed, 1, e))[0] for e, env in enumerate(self.eval_envs)])
+        obs = np.stack([env.reset(seed=derived_seed(self.cfg.seed, 1, e))[0] for e, env in enumerate(self.eval_envs)])
         returns = np.zeros(n)
         with torch.no_grad():
             for _ in range(EPISODE_STEPS):
