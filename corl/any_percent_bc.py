@@ -19,9 +19,9 @@ from torch import Tensor
 from common.cli import config_field as field
 from corl.shared.compiled import CompiledLosses
 from corl.shared.config import WorkerConfig, worker_main
-from corl.shared.data import ReplayBuffer, episode_slices, load_transitions, normalize_dataset
+from corl.shared.data import episode_slices, load_transitions
 from corl.shared.nets import DeterministicActor
-from corl.shared.run import WorkerRun, env_dims
+from corl.shared.run import WorkerRun
 from wrappers import augment, wrap_env
 
 
@@ -92,12 +92,8 @@ def train(cfg: BCConfig) -> dict[str, Any] | None:
     dataset = load_transitions(cfg.env, cfg.data_dir, show_progress=cfg.progress)
     dataset = augment(dataset, run.intents)  # PLUGIN(intents): append g_t to the dataset's states
     dataset = keep_best_trajectories(dataset, cfg.frac, cfg.discount, cfg.max_traj_len)
-    dataset, obs_mean, obs_std = normalize_dataset(dataset, cfg.normalize)
     eval_env = wrap_env(run.make_eval_env(), run.intents)  # PLUGIN(intents): concat(s_t, g_t) at evaluation
-    state_dim, action_dim, max_action = env_dims(eval_env)
-    algo = build_algo(cfg, state_dim, action_dim, max_action, run.device)
-    buffer = ReplayBuffer(dataset, run.device, seed=cfg.seed)
-    return run.train(algo, buffer, eval_env, obs_mean, obs_std, cfg.batch_size)
+    return run.fit(dataset, eval_env, build_algo)
 
 
 def main(argv: list[str] | None = None) -> int:

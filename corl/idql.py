@@ -73,10 +73,10 @@ from common.cli import config_field as field
 from common.seeding import derived_seed
 from corl.shared.compiled import CompiledLosses
 from corl.shared.config import WorkerConfig, worker_main
-from corl.shared.data import ReplayBuffer, load_transitions, modify_reward, normalize_dataset
+from corl.shared.data import load_transitions, modify_reward
 from corl.shared.losses import expectile_loss, expectile_weights, td_target, twin_critic_loss
 from corl.shared.nets import QNetwork, mlp, soft_update
-from corl.shared.run import WorkerRun, env_dims
+from corl.shared.run import WorkerRun
 from wrappers import augment, wrap_env
 
 SELECTIONS = ("expectile", "softmax", "argmax")
@@ -365,11 +365,8 @@ def train(cfg: IDQLConfig) -> dict[str, Any] | None:
     dataset = clip_actions(dataset)
     if cfg.normalize_reward:
         dataset = modify_reward(dataset, cfg.env)
-    dataset, obs_mean, obs_std = normalize_dataset(dataset, cfg.normalize)
     eval_env = wrap_env(run.make_eval_env(), run.intents)  # PLUGIN(intents): concat(s_t, g_t) at evaluation
-    algo = build_algo(cfg, *env_dims(eval_env), run.device)
-    buffer = ReplayBuffer(dataset, run.device, seed=cfg.seed)
-    return run.train(algo, buffer, eval_env, obs_mean, obs_std, cfg.batch_size)
+    return run.fit(dataset, eval_env, build_algo)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -45,10 +45,10 @@ from torch.optim.lr_scheduler import CosineAnnealingLR
 from common.cli import config_field as field
 from corl.shared.compiled import CompiledLosses
 from corl.shared.config import WorkerConfig, worker_main
-from corl.shared.data import ReplayBuffer, load_transitions, modify_reward, normalize_dataset
+from corl.shared.data import load_transitions, modify_reward
 from corl.shared.losses import expectile_loss
 from corl.shared.nets import DeterministicActor, GaussianActor, QNetwork, mlp, soft_update
-from corl.shared.run import WorkerRun, env_dims
+from corl.shared.run import WorkerRun
 from wrappers import augment, wrap_env
 
 EXP_ADV_MAX = 100.0
@@ -219,12 +219,8 @@ def train(cfg: IQLConfig) -> dict[str, Any] | None:
     dataset = augment(dataset, run.intents)  # PLUGIN(intents): append g_t to the dataset's states
     if cfg.normalize_reward:
         dataset = modify_reward(dataset, cfg.env)
-    dataset, obs_mean, obs_std = normalize_dataset(dataset, cfg.normalize)
     eval_env = wrap_env(run.make_eval_env(), run.intents)  # PLUGIN(intents): concat(s_t, g_t) at evaluation
-    state_dim, action_dim, max_action = env_dims(eval_env)
-    algo = build_algo(cfg, state_dim, action_dim, max_action, run.device)
-    buffer = ReplayBuffer(dataset, run.device, seed=cfg.seed)
-    return run.train(algo, buffer, eval_env, obs_mean, obs_std, cfg.batch_size)
+    return run.fit(dataset, eval_env, build_algo)
 
 
 def main(argv: list[str] | None = None) -> int:

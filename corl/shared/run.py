@@ -1,15 +1,17 @@
 """One worker run: folder, intents source, evaluation, logging, checkpoints, resume, final score.
 
-A worker file builds its data and networks and hands `WorkerRun.train` an object with
-`update(batch) -> dict[str, Tensor]`, `state_dict()`, `load_state_dict()` and `act(obs) -> actions`
-(normalised observations in, actions out, on the device). Optional hooks: `reset(episode_ids)`
-at each evaluation round, `observe(rewards)` after each env step, and `eval_targets` (a list)
-with `set_eval_target(target)` for algorithms evaluated at several conditioning targets (DT's
-target returns): each target is evaluated, metrics.csv gets one `eval_normalized_score_<target>`
-column per target, `eval_normalized_score` / final.json's `normalized_score` are the FIRST
-target's, and final.json adds `normalized_score_per_target`. With --compile the run calls
-`compile(**torch_compile_kwargs)` (corl/shared/compiled.py's CompiledLosses) before the first
-update. Everything else lives here:
+A transition worker (all but DT) hands `WorkerRun.fit` its augmented dataset, its wrapped eval env
+and its `build_algo`; fit normalises the states, builds the algorithm and the device replay buffer
+and calls `WorkerRun.train`; DT builds its own sequence buffer and calls `train` itself. The
+algorithm is an object with `update(batch) -> dict[str, Tensor]`, `state_dict()`,
+`load_state_dict()` and `act(obs) -> actions` (normalised observations in, actions out, on the
+device). Optional hooks: `reset(episode_ids)` at each evaluation round, `observe(rewards)` after
+each env step, and `eval_targets` (a list) with `set_eval_target(target)` for algorithms evaluated
+at several conditioning targets (DT's target returns): each target is evaluated, metrics.csv gets
+one `eval_normalized_score_<target>` column per target, `eval_normalized_score` / final.json's
+`normalized_score` are the FIRST target's, and final.json adds `normalized_score_per_target`. With
+--compile the run calls `compile(**torch_compile_kwargs)` (corl/shared/compiled.py's CompiledLosses)
+before the first update. Everything else lives here:
   runs/<env>/<algo>/<intent>/seed<k>/ with config.yaml, metrics.csv (train losses every log_every
   steps, eval normalised score every eval_every, training steps/s with evaluation time left out),
   checkpoint.pt (atomic; weights, optimisers, sampler generator, step, normalisation stats, obs size,
@@ -36,7 +38,7 @@ from common.normalization import normalized_tensor
 from common.progress import progress_bar
 from common.run_dir import RunAlreadyComplete, RunDir
 from corl.shared.config import WorkerConfig, resolve_run_size, validate_worker_config
-from corl.shared.data import ReplayBuffer
+from corl.shared.data import ReplayBuffer, normalize_dataset
 from tasks import evaluate_policy, get_normalized_score, get_task, make_vector_env
 from tasks.datasets import code_version
 from wrappers import make_intent_source
@@ -47,6 +49,12 @@ class Algorithm(Protocol):
     def state_dict(self) -> dict: ...
     def load_state_dict(self, state: dict) -> None: ...
     def act(self, obs: Tensor) -> Tensor: ...
+
+
+class AlgorithmBuilder(Protocol):
+    """A worker file's `build_algo(cfg, state_dim, action_dim, max_action, device)`."""
+    def __call__(self, cfg: Any, state_dim: int, action_dim: int, max_action: float,
+                 device: torch.device) -> Algorithm: ...
 
 
 class NormalizedPolicy:
@@ -163,6 +171,15 @@ class WorkerRun:
         buffer.load_state_dict(state["buffer"])
         self._set_rng_state(state["rng"])
         return int(state["step"])
+
+    def fit(self, dataset: dict[str, np.ndarray], eval_env, build_algo: AlgorithmBuilder) -> dict[str, Any] | None:
+        """Train a transition worker (all but DT) on its dataset, after its two PLUGIN lines: normalise
+        the states (`cfg.normalize`; the stats go into every checkpoint), build the algorithm for the
+        wrapped eval env's sizes, put the data on the device, train with `cfg.batch_size`."""
+        dataset, obs_mean, obs_std = normalize_dataset(dataset, self.cfg.normalize)
+        algo = build_algo(self.cfg, *env_dims(eval_env), self.device)
+        buffer = ReplayBuffer(dataset, self.device, seed=self.cfg.seed)
+        return self.train(algo, buffer, eval_env, obs_mean, obs_std, self.cfg.batch_size)
 
     # --- the loop -----------------------------------------------------------------------------
     def train(self, algo: Algorithm, buffer: ReplayBuffer, eval_env, obs_mean: np.ndarray, obs_std: np.ndarray,
