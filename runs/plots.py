@@ -72,7 +72,7 @@ def write_plot(result: TableResult, cells: list[Cell], path: Path) -> Path:
                 ax.set_yticks([])
     fig.suptitle(t.title, fontsize=10)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=72)
+    with atomic_path(path) as tmp:  # tight: the image widens to the title where one column is narrower
+        fig.savefig(tmp, format="png", dpi=72, bbox_inches="tight", pad_inches=0.05)
     plt.close(fig)
     return Path(path)

@@ -506,6 +506,32 @@ def write_result(cell, score: float, commit: str = "abcdef1234567", device: str 
                                           "device": {"resolved": device, "gpus": gpus}})
 
 
+def png_size(path: Path) -> tuple[int, int]:
+    """(width, height) in pixels from a PNG's IHDR chunk."""
+    header = path.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n" and header[12:16] == b"IHDR"
+    return int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
+
+
+def test_plot_of_one_column_keeps_its_whole_title(tmp_path):
+    """A one-worker grid draws one 3.4-inch panel, narrower than the table's title: the image widens."""
+    import matplotlib.pyplot as plt
+
+    table, seeds = get_table("table2"), (0, 1)
+    cells = expand_grid(table, ("maze2d-medium-v1",), ("bc",), seeds, GridOptions(runs_dir=str(tmp_path / "runs")))
+    for cell in cells:
+        if cell.arm[0] == "bc":
+            write_result(cell, 10.0 * (cell.seed + 1))
+    result = aggregate(table, cells, ("maze2d-medium-v1",), ("bc",), seeds)
+    width, height = png_size(write_plot(result, cells, tmp_path / "table2.png"))
+    fig = plt.figure(dpi=72)
+    title = fig.text(0, 0, table.title, fontsize=10)
+    title_px = title.get_window_extent(renderer=fig.canvas.get_renderer()).width
+    plt.close(fig)
+    assert title_px > 3.4 * 72  # the case this test is about: the title is wider than the panel
+    assert width >= title_px and height > 2.4 * 72 * 0.8
+
+
 def test_aggregation_tables_and_plot_with_known_answers(tmp_path, today):
     table, seeds = get_table("table2"), (0, 1, 2, 3, 4)
     envs, algos = (UMAZE, "maze2d-medium-v1", "maze2d-large-v1", "antmaze-umaze-v2"), ("bc", "awac")
