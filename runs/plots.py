@@ -1,6 +1,7 @@
 """runs/table<N>.png: learning curves per dataset (rows) and column (workers, or the flat agents),
 baseline and ours, mean ± std over seeds, from each run's metrics.csv (eval_normalized_score).
-Runs that log no evaluation during training (the flat agents) are drawn as their final scores.
+Where neither arm logs evaluations during training (the flat agents), the panel shows both arms' final
+scores side by side instead.
 """
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
@@ -32,17 +34,55 @@ def _final_points(cells: list[Cell]) -> tuple[list[int], list[float]]:
     return steps, scores
 
 
-def _draw_arm(ax, cells: list[Cell], label: str, color: str) -> bool:
+def _draw_curve(ax, cells: list[Cell], label: str, color: str) -> bool:
     curve = learning_curve(cells)
-    if curve is not None:
-        ax.plot(curve.steps, curve.mean, color=color, label=label, lw=1.5, marker="o", ms=2)
-        ax.fill_between(curve.steps, curve.mean - curve.std, curve.mean + curve.std, color=color, alpha=0.2, lw=0)
-        return True
-    steps, scores = _final_points(cells)
-    if scores:
-        ax.scatter(steps, scores, color=color, label=f"{label} (final)", s=14)
-        return True
-    return False
+    if curve is None:
+        return False
+    ax.plot(curve.steps, curve.mean, color=color, label=label, lw=1.5, marker="o", ms=2)
+    ax.fill_between(curve.steps, curve.mean - curve.std, curve.mean + curve.std, color=color, alpha=0.2, lw=0)
+    return True
+
+
+def _draw_finals(ax, arms: list[tuple[list[Cell], str, str]]) -> bool:
+    """Final scores side by side, one x position per arm: a dot per seed, mean ± std (sample) as a bar.
+    For arms that log no evaluation during training (the flat agents), whose final scores all sit at one step."""
+    labels, all_steps = [], set()
+    for x, (cells, label, color) in enumerate(arms):
+        steps, scores = _final_points(cells)
+        labels.append(label)
+        if not scores:
+            continue
+        all_steps.update(steps)
+        offsets = np.linspace(-0.12, 0.12, len(scores)) if len(scores) > 1 else np.zeros(1)  # seeds side by side
+        ax.scatter(x + offsets, scores, color=color, s=14, alpha=0.7, zorder=2)
+        std = float(np.std(scores, ddof=1)) if len(scores) >= 2 else 0.0
+        ax.errorbar([x + 0.25], [float(np.mean(scores))], yerr=[std], fmt="_", color="black", ms=10, capsize=3,
+                    zorder=3)
+    if not all_steps:
+        return False
+    ax.set_xticks(range(len(arms)), labels)
+    ax.set_xlim(-0.5, len(arms) - 0.5)
+    ax.set_xlabel(f"after {', '.join(f'{s:,}' for s in sorted(all_steps))} steps; dots: seeds, bar: mean ± std",
+                  fontsize=7)
+    return True
+
+
+def draw_panel(ax, baseline: list[Cell], ours: list[Cell], baseline_label: str, ours_label: str) -> bool:
+    """One dataset x column: learning curves, mean ± std over seeds, where either arm logged evaluations;
+    else both arms' final scores side by side. False if nothing to draw."""
+    arms = [(baseline, baseline_label, COLORS["baseline"]), (ours, ours_label, COLORS["ours"])]
+    drawn = [_draw_curve(ax, *arm) for arm in arms]
+    if any(drawn):
+        for (cells, label, color), curve_drawn in zip(arms, drawn):
+            steps, scores = ([], []) if curve_drawn else _final_points(cells)
+            if scores:  # a run without logged evaluations beside one with them: its final scores at their step
+                ax.scatter(steps, scores, color=color, label=f"{label} (final)", s=14)
+        ax.legend(fontsize=6, loc="best")
+        ax.set_xlabel("training step", fontsize=7)
+    elif not _draw_finals(ax, arms):
+        return False
+    ax.set_ylabel("normalised score", fontsize=7)
+    return True
 
 
 def write_plot(result: TableResult, cells: list[Cell], path: Path) -> Path:
@@ -58,13 +98,8 @@ def write_plot(result: TableResult, cells: list[Cell], path: Path) -> Path:
             entry = result.entry(env, column.label)
             ax.set_title(f"{env}\n{column.label}", fontsize=8)
             ax.tick_params(labelsize=7)
-            drawn = _draw_arm(ax, by_arm.get((env, column.baseline), []), t.baseline_label, COLORS["baseline"])
-            drawn |= _draw_arm(ax, by_arm.get((env, column.ours), []), t.ours_label, COLORS["ours"])
-            if drawn:
-                ax.legend(fontsize=6, loc="best")
-                ax.set_xlabel("training step", fontsize=7)
-                ax.set_ylabel("normalised score", fontsize=7)
-            else:
+            if not draw_panel(ax, by_arm.get((env, column.baseline), []), by_arm.get((env, column.ours), []),
+                              t.baseline_label, t.ours_label):
                 reason = entry.baseline.unavailable or entry.ours.unavailable
                 ax.text(0.5, 0.5, f"unavailable:\n{reason}" if reason else "no results yet", ha="center",
                         va="center", fontsize=7, transform=ax.transAxes, wrap=True)

@@ -532,6 +532,45 @@ def test_plot_of_one_column_keeps_its_whole_title(tmp_path):
     assert width >= title_px and height > 2.4 * 72 * 0.8
 
 
+def test_plot_of_flat_agents_puts_their_final_scores_side_by_side(tmp_path):
+    """Flat agents log no evaluation curve: each arm's seeds at its own x position with mean ± std, not
+    both arms stacked on one training step; a worker arm without a curve beside one with it keeps its step."""
+    import matplotlib.pyplot as plt
+    from matplotlib.container import ErrorbarContainer
+
+    from runs.plots import draw_panel
+
+    table, seeds = get_table("table1"), (0, 1, 2)
+    cells = expand_grid(table, (UMAZE,), (), seeds, GridOptions(runs_dir=str(tmp_path / "runs")))
+    scores = {"td_mpc": [30.0, 40.0, 35.0], "iql_td_mpc": [50.0, 54.0, 58.0]}
+    for cell in cells:
+        cell.run_dir.mkdir(parents=True, exist_ok=True)
+        cell.final_path.write_text(json.dumps({"normalized_score": scores[cell.arm[0]][cell.seed], "steps": 20_000}))
+    arm_cells = {a: [c for c in cells if c.arm[0] == a] for a in scores}
+    fig, ax = plt.subplots()
+    assert draw_panel(ax, arm_cells["td_mpc"], arm_cells["iql_td_mpc"], table.baseline_label, table.ours_label)
+    assert [t.get_text() for t in ax.get_xticklabels()] == [table.baseline_label, table.ours_label]
+    dots = [c.get_offsets() for c in ax.collections if len(c.get_offsets()) == 3]
+    assert len(dots) == 2
+    for x, (arm, offsets) in enumerate(zip(scores, dots)):
+        assert np.all(np.abs(offsets[:, 0] - x) < 0.2) and offsets[:, 1].tolist() == scores[arm]
+    bars = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+    means = [float(b.lines[0].get_ydata()[0]) for b in bars]
+    assert means == [35.0, 54.0] and "20,000 steps" in ax.get_xlabel()
+    assert not draw_panel(ax, [], [], table.baseline_label, table.ours_label)  # nothing finished: nothing drawn
+    plt.close(fig)
+
+    workers = expand_grid(get_table("table2"), (UMAZE,), ("bc",), (0,), GridOptions(runs_dir=str(tmp_path / "w")))
+    w = {cell.arm: cell for cell in workers}
+    write_result(w[("bc", "none")], 7.0)
+    (w[("bc", "none")].run_dir / "metrics.csv").write_text("step,loss,eval_normalized_score\n100,0.9,3\n200,0.8,5\n")
+    write_result(w[("bc", "manager")], 9.0)  # final.json only
+    fig, ax = plt.subplots()
+    assert draw_panel(ax, [w[("bc", "none")]], [w[("bc", "manager")]], "none", "manager")
+    assert ax.get_lines()[0].get_ydata().tolist() == [3, 5] and ax.collections[-1].get_offsets().tolist() == [[200_000, 9.0]]
+    plt.close(fig)
+
+
 def test_aggregation_tables_and_plot_with_known_answers(tmp_path, today):
     table, seeds = get_table("table2"), (0, 1, 2, 3, 4)
     envs, algos = (UMAZE, "maze2d-medium-v1", "maze2d-large-v1", "antmaze-umaze-v2"), ("bc", "awac")
