@@ -141,7 +141,8 @@ def table_markdown(result: TableResult, alpha: float, command: str, plot_name: s
         lines += ["", "## Learning curves", "",
                   "Evaluation score during training, mean ± std over seeds (workers: metrics.csv "
                   "eval_normalized_score; flat agents log no evaluation during training, so their panels "
-                  "show each arm's final scores side by side: a dot per seed, mean ± std as a bar).", "", f"![learning curves]({plot_name})"]
+                  "show each arm's final scores side by side: a dot per seed, mean ± std as a bar).", "",
+                  f"![learning curves]({plot_name})"]
     return "\n".join(lines) + "\n"
 
 

@@ -545,7 +545,8 @@ def test_plot_of_flat_agents_puts_their_final_scores_side_by_side(tmp_path):
     scores = {"td_mpc": [30.0, 40.0, 35.0], "iql_td_mpc": [50.0, 54.0, 58.0]}
     for cell in cells:
         cell.run_dir.mkdir(parents=True, exist_ok=True)
-        cell.final_path.write_text(json.dumps({"normalized_score": scores[cell.arm[0]][cell.seed], "steps": 20_000}))
+        final = {"normalized_score": scores[cell.arm[0]][cell.seed], "steps": 20_000}
+        cell.final_path.write_text(json.dumps(final))
     arm_cells = {a: [c for c in cells if c.arm[0] == a] for a in scores}
     fig, ax = plt.subplots()
     assert draw_panel(ax, arm_cells["td_mpc"], arm_cells["iql_td_mpc"], table.baseline_label, table.ours_label)
@@ -567,7 +568,8 @@ def test_plot_of_flat_agents_puts_their_final_scores_side_by_side(tmp_path):
     write_result(w[("bc", "manager")], 9.0)  # final.json only
     fig, ax = plt.subplots()
     assert draw_panel(ax, [w[("bc", "none")]], [w[("bc", "manager")]], "none", "manager")
-    assert ax.get_lines()[0].get_ydata().tolist() == [3, 5] and ax.collections[-1].get_offsets().tolist() == [[200_000, 9.0]]
+    assert ax.get_lines()[0].get_ydata().tolist() == [3, 5]  # the baseline's curve
+    assert ax.collections[-1].get_offsets().tolist() == [[200_000, 9.0]]  # the other arm's final score at its step
     plt.close(fig)
 
 
