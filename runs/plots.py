@@ -15,7 +15,7 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
 from common.atomic import atomic_path  # noqa: E402
-from runs.aggregate import TableResult, learning_curve  # noqa: E402
+from runs.aggregate import ArmSummary, Entry, TableResult, learning_curve  # noqa: E402
 from runs.grid import Cell  # noqa: E402
 
 COLORS = {"baseline": "tab:gray", "ours": "tab:blue"}
@@ -43,21 +43,19 @@ def _draw_curve(ax, cells: list[Cell], label: str, color: str) -> bool:
     return True
 
 
-def _draw_finals(ax, arms: list[tuple[list[Cell], str, str]]) -> bool:
-    """Final scores side by side, one x position per arm: a dot per seed, mean ± std (sample) as a bar.
+def _draw_finals(ax, arms: list[tuple[ArmSummary, list[Cell], str, str]]) -> bool:
+    """Final scores side by side, one x position per arm: a dot per seed, the table's mean ± std as a bar.
     For arms that log no evaluation during training (the flat agents), whose final scores all sit at one step."""
     labels, all_steps = [], set()
-    for x, (cells, label, color) in enumerate(arms):
-        steps, scores = _final_points(cells)
+    for x, (summary, cells, label, color) in enumerate(arms):
         labels.append(label)
-        if not scores:
+        if not summary.values:
             continue
-        all_steps.update(steps)
-        offsets = np.linspace(-0.12, 0.12, len(scores)) if len(scores) > 1 else np.zeros(1)  # seeds side by side
-        ax.scatter(x + offsets, scores, color=color, s=14, alpha=0.7, zorder=2)
-        std = float(np.std(scores, ddof=1)) if len(scores) >= 2 else 0.0
-        ax.errorbar([x + 0.25], [float(np.mean(scores))], yerr=[std], fmt="_", color="black", ms=10, capsize=3,
-                    zorder=3)
+        all_steps.update(_final_points(cells)[0])
+        offsets = np.linspace(-0.12, 0.12, summary.n) if summary.n > 1 else np.zeros(1)  # seeds side by side
+        ax.scatter(x + offsets, summary.values, color=color, s=14, alpha=0.7, zorder=2)
+        ax.errorbar([x + 0.25], [summary.mean], yerr=[summary.std or 0.0], fmt="_", color="black", ms=10,
+                    capsize=3, zorder=3)
     if not all_steps:
         return False
     ax.set_xticks(range(len(arms)), labels)
@@ -67,13 +65,15 @@ def _draw_finals(ax, arms: list[tuple[list[Cell], str, str]]) -> bool:
     return True
 
 
-def draw_panel(ax, baseline: list[Cell], ours: list[Cell], baseline_label: str, ours_label: str) -> bool:
+def draw_panel(ax, entry: Entry, baseline: list[Cell], ours: list[Cell], baseline_label: str,
+               ours_label: str) -> bool:
     """One dataset x column: learning curves, mean ± std over seeds, where either arm logged evaluations;
-    else both arms' final scores side by side. False if nothing to draw."""
-    arms = [(baseline, baseline_label, COLORS["baseline"]), (ours, ours_label, COLORS["ours"])]
-    drawn = [_draw_curve(ax, *arm) for arm in arms]
+    else both arms' final scores (the table entry's) side by side. False if nothing to draw."""
+    arms = [(entry.baseline, baseline, baseline_label, COLORS["baseline"]),
+            (entry.ours, ours, ours_label, COLORS["ours"])]
+    drawn = [_draw_curve(ax, cells, label, color) for _, cells, label, color in arms]
     if any(drawn):
-        for (cells, label, color), curve_drawn in zip(arms, drawn):
+        for (_, cells, label, color), curve_drawn in zip(arms, drawn):
             steps, scores = ([], []) if curve_drawn else _final_points(cells)
             if scores:  # a run without logged evaluations beside one with them: its final scores at their step
                 ax.scatter(steps, scores, color=color, label=f"{label} (final)", s=14)
@@ -98,7 +98,7 @@ def write_plot(result: TableResult, cells: list[Cell], path: Path) -> Path:
             entry = result.entry(env, column.label)
             ax.set_title(f"{env}\n{column.label}", fontsize=8)
             ax.tick_params(labelsize=7)
-            if not draw_panel(ax, by_arm.get((env, column.baseline), []), by_arm.get((env, column.ours), []),
+            if not draw_panel(ax, entry, by_arm.get((env, column.baseline), []), by_arm.get((env, column.ours), []),
                               t.baseline_label, t.ours_label):
                 reason = entry.baseline.unavailable or entry.ours.unavailable
                 ax.text(0.5, 0.5, f"unavailable:\n{reason}" if reason else "no results yet", ha="center",

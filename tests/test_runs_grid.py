@@ -547,9 +547,13 @@ def test_plot_of_flat_agents_puts_their_final_scores_side_by_side(tmp_path):
         cell.run_dir.mkdir(parents=True, exist_ok=True)
         final = {"normalized_score": scores[cell.arm[0]][cell.seed], "steps": 20_000}
         cell.final_path.write_text(json.dumps(final))
+    for cell in cells:
+        m.write_manifest(cell.manifest_path, {"status": "done"})
     arm_cells = {a: [c for c in cells if c.arm[0] == a] for a in scores}
+    entry = aggregate(table, cells, (UMAZE,), (), seeds).entries[0]
     fig, ax = plt.subplots()
-    assert draw_panel(ax, arm_cells["td_mpc"], arm_cells["iql_td_mpc"], table.baseline_label, table.ours_label)
+    assert draw_panel(ax, entry, arm_cells["td_mpc"], arm_cells["iql_td_mpc"], table.baseline_label,
+                      table.ours_label)
     assert [t.get_text() for t in ax.get_xticklabels()] == [table.baseline_label, table.ours_label]
     dots = [c.get_offsets() for c in ax.collections if len(c.get_offsets()) == 3]
     assert len(dots) == 2
@@ -558,7 +562,8 @@ def test_plot_of_flat_agents_puts_their_final_scores_side_by_side(tmp_path):
     bars = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
     means = [float(b.lines[0].get_ydata()[0]) for b in bars]
     assert means == [35.0, 54.0] and "20,000 steps" in ax.get_xlabel()
-    assert not draw_panel(ax, [], [], table.baseline_label, table.ours_label)  # nothing finished: nothing drawn
+    nothing = aggregate(table, [], (UMAZE,), (), seeds).entries[0]
+    assert not draw_panel(ax, nothing, [], [], table.baseline_label, table.ours_label)  # nothing finished
     plt.close(fig)
 
     workers = expand_grid(get_table("table2"), (UMAZE,), ("bc",), (0,), GridOptions(runs_dir=str(tmp_path / "w")))
@@ -566,8 +571,9 @@ def test_plot_of_flat_agents_puts_their_final_scores_side_by_side(tmp_path):
     write_result(w[("bc", "none")], 7.0)
     (w[("bc", "none")].run_dir / "metrics.csv").write_text("step,loss,eval_normalized_score\n100,0.9,3\n200,0.8,5\n")
     write_result(w[("bc", "manager")], 9.0)  # final.json only
+    bc = aggregate(get_table("table2"), workers, (UMAZE,), ("bc",), (0,)).entry(UMAZE, "BC")
     fig, ax = plt.subplots()
-    assert draw_panel(ax, [w[("bc", "none")]], [w[("bc", "manager")]], "none", "manager")
+    assert draw_panel(ax, bc, [w[("bc", "none")]], [w[("bc", "manager")]], "none", "manager")
     assert ax.get_lines()[0].get_ydata().tolist() == [3, 5]  # the baseline's curve
     assert ax.collections[-1].get_offsets().tolist() == [[200_000, 9.0]]  # the other arm's final score at its step
     plt.close(fig)
