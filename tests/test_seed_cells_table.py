@@ -61,3 +61,26 @@ def test_evals_table_places_each_evaluation_under_its_step(results):
 def test_a_folder_without_cells_is_refused_with_its_name(tmp_path):
     with pytest.raises(SystemExit, match="no finished cells"):
         seed_cells_table.read_cells(tmp_path)
+
+
+def test_baseline_readings_compare_the_baseline_at_equal_steps_and_over_its_last_evaluations(results):
+    for seed, score in ((0, 60.0), (1, 20.0), (2, 30.0)):  # a random arm, so the intent arms meet too
+        write_cell(results / "random" / f"seed{seed + 3}", {100_000: score})
+    cells = seed_cells_table.read_cells(results)
+    lines = seed_cells_table.baseline_readings_table(cells, last=2).splitlines()
+    assert lines[0] == "| no intents, read | its score | Manager intents (final) | random intents (final) |"
+    manager, random_arm = [40.0, 55.5, 47.0], [60.0, 20.0, 30.0]
+    at_100k = [5.0, 1.0, 3.0]  # the baseline where the intent arms stop, not its final 10, 2, 6
+    p_manager = ttest_ind(manager, at_100k, equal_var=False).pvalue
+    p_random = ttest_ind(random_arm, at_100k, equal_var=False).pvalue
+    assert lines[2] == (f"| at 100K steps (where the intent arms stop) | 3.0 ± 2.0 (n 3) | "
+                        f"47.5 ± {statistics.stdev(manager):.1f} (n 3) ↑, Welch p {p_manager:.3g} | "
+                        f"36.7 ± {statistics.stdev(random_arm):.1f} (n 3), Welch p {p_random:.3g} |")
+    last_two = [7.5, 1.5, 4.5]
+    assert lines[3].startswith(f"| mean of its last 2 evaluations | 4.5 ± {statistics.stdev(last_two):.1f} (n 3) | ")
+    assert f"Welch p {ttest_ind(manager, last_two, equal_var=False).pvalue:.3g}" in lines[3]
+    between = ttest_ind(random_arm, manager, equal_var=False).pvalue
+    assert lines[-1] == f"random intents against Manager intents (final scores): Welch p {between:.3g}"
+    # --last 1: the baseline's last evaluation, which is its final score (10, 2, 6)
+    assert seed_cells_table.baseline_readings_table(cells, last=1).splitlines()[3].startswith(
+        "| mean of its last 1 evaluations | 6.0 ± 4.0 (n 3) | ")
