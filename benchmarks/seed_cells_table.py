@@ -75,6 +75,8 @@ def final_scores(cells: dict[str, dict[int, dict]]) -> dict[str, list[float]]:
 
 def baseline_readings_table(cells: dict[str, dict[int, dict]], last: int = 2) -> str:
     """The no-intent arm read at the intent arms' last step and over its last `last` evaluations."""
+    if last < 1:
+        raise ValueError(f"last={last}: the baseline's reading averages its last 1 or more evaluations")
     intent_arms = [arm for arm in ARMS if arm != "none" and arm in cells]
     if "none" not in cells or not intent_arms:
         return "(needs the no-intent arm and at least one intent arm)"
@@ -136,6 +138,8 @@ def main() -> None:
     parser.add_argument("--last", type=int, default=2,
                         help="how many of the no-intent arm's last evaluations its second reading averages")
     args = parser.parse_args()
+    if args.last < 1:
+        parser.error(f"--last {args.last}: give 1 or more (how many of the last evaluations to average)")
     cells = read_cells(args.results)
     print(final_table(cells))
     print()

@@ -84,3 +84,5 @@ def test_baseline_readings_compare_the_baseline_at_equal_steps_and_over_its_last
     # --last 1: the baseline's last evaluation, which is its final score (10, 2, 6)
     assert seed_cells_table.baseline_readings_table(cells, last=1).splitlines()[3].startswith(
         "| mean of its last 1 evaluations | 6.0 ± 4.0 (n 3) | ")
+    with pytest.raises(ValueError, match="last=0"):
+        seed_cells_table.baseline_readings_table(cells, last=0)
