@@ -86,3 +86,6 @@ def test_baseline_readings_compare_the_baseline_at_equal_steps_and_over_its_last
         "| mean of its last 1 evaluations | 6.0 ± 4.0 (n 3) | ")
     with pytest.raises(ValueError, match="last=0"):
         seed_cells_table.baseline_readings_table(cells, last=0)
+    cells["random"][3]["final"]["steps"] = 50_000  # intent arms of different lengths: no equal-steps reading
+    rows = seed_cells_table.baseline_readings_table(cells, last=2).splitlines()
+    assert [row.split(" | ")[0] for row in rows[2:4]] == ["| mean of its last 2 evaluations", ""]
