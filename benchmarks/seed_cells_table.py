@@ -76,7 +76,7 @@ def final_scores(cells: dict[str, dict[int, dict]]) -> dict[str, list[float]]:
 def baseline_readings_table(cells: dict[str, dict[int, dict]], last: int = 2) -> str:
     """The no-intent arm read at the intent arms' last step and over its last `last` evaluations."""
     if last < 1:
-        raise ValueError(f"last={last}: the baseline's reading averages its last 1 or more evaluations")
+        raise ValueError(f"--last {last}: the baseline's reading averages its last 1 or more evaluations; give 1 or more")
     intent_arms = [arm for arm in ARMS if arm != "none" and arm in cells]
     if "none" not in cells or not intent_arms:
         return "(needs the no-intent arm and at least one intent arm)"
@@ -138,14 +138,16 @@ def main() -> None:
     parser.add_argument("--last", type=int, default=2,
                         help="how many of the no-intent arm's last evaluations its second reading averages")
     args = parser.parse_args()
-    if args.last < 1:
-        parser.error(f"--last {args.last}: give 1 or more (how many of the last evaluations to average)")
     cells = read_cells(args.results)
+    try:  # the readings table owns the --last rule; its message goes out as a usage error
+        readings = baseline_readings_table(cells, args.last)
+    except ValueError as error:
+        parser.error(str(error))
     print(final_table(cells))
     print()
     print(evals_table(cells))
     print()
-    print(baseline_readings_table(cells, args.last))
+    print(readings)
 
 
 if __name__ == "__main__":

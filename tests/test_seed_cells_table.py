@@ -84,8 +84,17 @@ def test_baseline_readings_compare_the_baseline_at_equal_steps_and_over_its_last
     # --last 1: the baseline's last evaluation, which is its final score (10, 2, 6)
     assert seed_cells_table.baseline_readings_table(cells, last=1).splitlines()[3].startswith(
         "| mean of its last 1 evaluations | 6.0 ± 4.0 (n 3) | ")
-    with pytest.raises(ValueError, match="last=0"):
+    with pytest.raises(ValueError, match="--last 0"):
         seed_cells_table.baseline_readings_table(cells, last=0)
     cells["random"][3]["final"]["steps"] = 50_000  # intent arms of different lengths: no equal-steps reading
     rows = seed_cells_table.baseline_readings_table(cells, last=2).splitlines()
     assert [row.split(" | ")[0] for row in rows[2:4]] == ["| mean of its last 2 evaluations", ""]
+
+
+def test_the_command_line_refuses_last_below_one_as_a_usage_error(results, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["seed_cells_table.py", str(results), "--last", "0"])
+    with pytest.raises(SystemExit) as exit_info:
+        seed_cells_table.main()
+    assert exit_info.value.code == 2  # argparse's usage error, before any table is printed
+    captured = capsys.readouterr()
+    assert "--last 0" in captured.err and captured.out == ""
