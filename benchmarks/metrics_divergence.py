@@ -17,6 +17,8 @@ from pathlib import Path
 
 def read_metrics(path: Path) -> dict[int, dict[str, float]]:
     """{step: {column: value}} of a metrics.csv, without timing columns and empty cells."""
+    if not path.is_file():
+        raise SystemExit(f"{path}: no such file; pass a run folder's metrics.csv")
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
     if not rows or "step" not in rows[0]:

@@ -33,9 +33,11 @@ def test_divergence_gives_largest_and_smallest_relative_difference_per_shared_st
     assert table[3] == "| 200 | 0.25 | 0.1 | 3 |"
 
 
-def test_relative_difference_at_zero_and_a_step_not_logged_by_both():
+def test_relative_difference_at_zero_and_a_step_not_logged_by_both(tmp_path):
     assert metrics_divergence.relative_difference(0.0, 0.0) == 0.0
     assert math.isinf(metrics_divergence.relative_difference(1.0, 0.0))
     run = {100: {"critic": 1.0}}
     with pytest.raises(SystemExit, match=r"steps \[200\] are not logged by both runs"):
         metrics_divergence.divergence(run, run, steps=[200])
+    with pytest.raises(SystemExit, match="no such file; pass a run folder's metrics.csv"):
+        metrics_divergence.read_metrics(tmp_path / "missing.csv")
