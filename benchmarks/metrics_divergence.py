@@ -15,6 +15,7 @@ import csv
 import math
 from pathlib import Path
 
+
 def read_metrics(path: Path) -> dict[int, dict[str, float]]:
     """{step: {column: value}} of a metrics.csv, without timing columns and empty cells."""
     if not path.is_file():
