@@ -1,0 +1,211 @@
+"""How far towards the goal do antmaze workers get? Maze progress behind a success rate of 0.
+
+antmaze's score is a success rate, so where every arm of a comparison scores 0 (the medium and
+large mazes after a short run) it cannot say whether intents moved the ant at all. This replays a
+finished worker run's final evaluation (its checkpoint.pt; the same episode seeds, number of
+vector envs and intent source, reseeded as `WorkerRun.evaluate` does, so the first
+final_eval_episodes episodes are the run's own: their score is checked against final.json and
+printed; `--episodes` may add more, in further rounds of the same envs) and records the ant's x, y
+before every action until the episode's first reward. Per episode, on the evaluation env's test
+map (D4RL's BFS over its cells towards the one G cell, `intent_direction.AntMazeGoal`):
+
+- start / closest / last: the BFS distance in cells from the ant's cell to the goal cell at the
+  first step, the smallest over the episode, and at the last recorded step;
+- progress: start - closest (cells gained towards the goal at the best moment);
+- closest_m: the smallest Euclidean distance in metres to the episode's goal (drawn per reset);
+- goal_cell_rate: the fraction of episodes that entered the goal cell (success needs 0.5 m).
+
+    python benchmarks/antmaze_progress.py runs/antmaze-medium-play-v2/bc/{none,manager,random}/seed0
+
+Prints one JSON line per run (means over episodes) and a table per worker and arm (mean +- std over
+seeds); `--out F` also writes every run's result with its per-episode lists to one JSON file, and
+`--table F` prints the table of such a file again. Needs the run's Manager (intent=manager) where
+the run found it.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+import typing
+from dataclasses import fields
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common.checkpoint import load_checkpoint  # noqa: E402
+from corl.__main__ import WORKERS  # noqa: E402
+from corl.shared.run import NormalizedPolicy, env_dims  # noqa: E402
+from intent_direction import AntMazeGoal  # noqa: E402
+from runs.aggregate import welch_test  # noqa: E402
+from tasks import evaluate_policy, get_normalized_score, get_task, make_vector_env  # noqa: E402
+from wrappers import make_intent_source, wrap_env  # noqa: E402
+
+
+class PositionRecorder:
+    """A batch policy around another: records each row's x, y (obs[:, :2]) before every action
+    until the row's first reward (antmaze: reward 1 = success = the episode ends)."""
+
+    def __init__(self, policy, episodes: int):
+        self.policy = policy
+        self.episodes = episodes
+        self.paths: list[list[np.ndarray]] = [[] for _ in range(episodes)]  # per episode: (2,) positions
+        self.goals = np.zeros((episodes, 2))
+        self.success = np.zeros(episodes, bool)
+        self.ids = np.zeros(0, int)
+        self.alive = np.zeros(0, bool)
+
+    def reset(self, episode_ids: np.ndarray) -> None:
+        self.ids = np.asarray(episode_ids)
+        self.alive = self.ids < self.episodes  # the last round may run extra episodes: not recorded
+        self.policy.reset(episode_ids)
+
+    def reset_info(self, info: dict) -> None:
+        goals = np.asarray(info["goal"], dtype=np.float64).reshape(len(self.ids), 2)
+        valid = self.ids < self.episodes
+        self.goals[self.ids[valid]] = goals[valid]
+
+    def observe(self, rewards: np.ndarray) -> None:
+        self.policy.observe(rewards)
+        reached = self.alive & (np.asarray(rewards) > 0)
+        self.success[self.ids[reached]] = True
+        self.alive &= ~reached
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        for row in np.flatnonzero(self.alive):
+            self.paths[self.ids[row]].append(np.asarray(obs[row, :2], dtype=np.float64))
+        return self.policy(obs)
+
+
+def load_worker(run_dir: Path, device: torch.device):
+    """(config, algorithm with the checkpoint's weights, obs mean, obs std) of a finished run."""
+    state = load_checkpoint(run_dir / "checkpoint.pt", device)
+    saved = state["config"]
+    module = importlib.import_module(WORKERS[saved["algo"]])
+    config_class = typing.get_type_hints(module.train)["cfg"]
+    cfg = config_class(**{f.name: saved[f.name] for f in fields(config_class) if f.name in saved})
+    return cfg, module, state
+
+
+def replay_final_evaluation(run_dir: Path, episodes: int | None, device: torch.device) -> dict:
+    cfg, module, state = load_worker(run_dir, device)
+    final = json.loads((run_dir / "final.json").read_text())
+    task = get_task(cfg.env)
+    if task.domain != "antmaze":
+        raise ValueError(f"{run_dir} is a {cfg.env} run; this measures antmaze runs only")
+    manager = cfg.manager or str(Path(cfg.runs_dir) / cfg.env / "manager" / f"seed{cfg.seed}" / "manager.pt")
+    source = make_intent_source(cfg.intent, manager if cfg.intent == "manager" else None, cfg.env, task.obs_dim,
+                                intent_dim=cfg.intent_dim, device=device, seed=cfg.seed)
+    episodes = episodes or cfg.final_eval_episodes
+    num_envs = min(cfg.eval_num_envs, max(cfg.eval_episodes, cfg.final_eval_episodes))  # WorkerRun.make_eval_env
+    envs = wrap_env(make_vector_env(cfg.env, num_envs), source)  # as the worker's marked line
+    algo = module.build_algo(cfg, *env_dims(envs), device)
+    algo.load_state_dict(state["algo"])
+    policy = PositionRecorder(NormalizedPolicy(algo, state["obs_mean"].numpy(), state["obs_std"].numpy(), device),
+                              episodes)
+    if source is not None and hasattr(source, "reseed"):
+        source.reseed(cfg.seed)  # as WorkerRun.evaluate
+    returns = evaluate_policy(cfg.env, policy, episodes, seed=cfg.seed, envs=envs)
+    envs.close()
+
+    scores = get_normalized_score(cfg.env, returns)  # (episodes,)
+    checked = final["eval_episodes"] if episodes >= final["eval_episodes"] else None
+    return {"run": str(run_dir), "env": cfg.env, "algo": cfg.algo, "intent": cfg.intent, "seed": cfg.seed,
+            "episodes": episodes, "normalized_score": float(scores.mean()),
+            "final_json_score": final["normalized_score"],
+            "checked_episodes": checked,  # the first episodes, the run's own final evaluation
+            "replayed_final_score": float(scores[:checked].mean()) if checked else None,
+            **episode_progress(policy.paths, policy.goals, policy.success, AntMazeGoal(cfg.env))}
+
+
+def episode_progress(paths: list[list[np.ndarray]], goals: np.ndarray, success: np.ndarray, maze: AntMazeGoal) -> dict:
+    """Means over episodes (and the per-episode lists) of the BFS distances in cells at the start,
+    closest and last recorded positions, of progress = start - closest, of the closest distance in
+    metres to the episode's goal (at most 0.5 for a success: the step that ended it came within
+    0.5 m, after the last recorded position), the rate of episodes that entered the goal cell, and
+    the success rate."""
+    start, closest, last, closest_m = [], [], [], []
+    for path, goal, reached in zip(paths, goals, success):
+        xy = np.stack(path)  # (steps, 2)
+        distance = -maze.values(xy)  # (steps,) BFS cells to the goal cell
+        start.append(distance[0])
+        closest.append(distance.min())
+        last.append(distance[-1])
+        metres = float(np.linalg.norm(xy - goal, axis=1).min())
+        closest_m.append(min(metres, 0.5) if reached else metres)
+    start, closest, last = (np.array(v) for v in (start, closest, last))
+    return {"success_rate": float(np.mean(success)), "goal_cell_rate": float(np.mean(closest == 0)),
+            "start_cells": float(start.mean()), "closest_cells": float(closest.mean()),
+            "last_cells": float(last.mean()), "progress_cells": float((start - closest).mean()),
+            "closest_m": float(np.mean(closest_m)),
+            "per_episode": {"start": start.tolist(), "closest": closest.tolist(), "last": last.tolist(),
+                            "closest_m": [round(v, 3) for v in closest_m], "success": np.asarray(success).tolist()}}
+
+
+def progress_table(results: list[dict]) -> str:
+    """Markdown: per worker and intent arm, mean +- sample std over seeds of each run's means, and
+    Welch's p of the seeds' progress against the worker's arm without intents."""
+    columns = [("success_rate", "success"), ("goal_cell_rate", "entered goal cell"),
+               ("start_cells", "start (cells)"), ("closest_cells", "closest (cells)"),
+               ("progress_cells", "progress (cells)"), ("last_cells", "last (cells)"), ("closest_m", "closest (m)")]
+    arms: dict[tuple[str, str], list[dict]] = {}
+    for result in results:
+        arms.setdefault((result["algo"], result["intent"]), []).append(result)
+    lines = ["| worker | intents | seeds | " + " | ".join(name for _, name in columns) + " | progress: Welch p vs none |",
+             "| --- | --- | --- | " + " | ".join("---" for _ in columns) + " | --- |"]
+    for (algo, intent), runs in arms.items():
+        cells = []
+        for key, _ in columns:
+            values = np.array([r[key] for r in runs])
+            spread = values.std(ddof=1) if len(values) > 1 else 0.0
+            cells.append(f"{values.mean():.2f} ± {spread:.2f}")
+        baseline = arms.get((algo, "none"))
+        if intent != "none" and baseline:
+            cells.append(welch_test([r["progress_cells"] for r in baseline],
+                                    [r["progress_cells"] for r in runs]).p_text())
+        else:
+            cells.append("")
+        seeds = ",".join(str(r["seed"]) for r in runs)
+        lines.append(f"| {algo} | {intent} | {seeds} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", nargs="*", help="finished antmaze worker run folders (checkpoint.pt, final.json)")
+    parser.add_argument("--episodes", type=int, default=None,
+                        help="episodes to replay (default: the run's final_eval_episodes; the first "
+                             "final_eval_episodes of more are still checked against final.json)")
+    parser.add_argument("--device", default="cpu", help="torch device")
+    parser.add_argument("--out", default=None, help="also write all results to this JSON file")
+    parser.add_argument("--table", default=None,
+                        help="print the table of a results JSON written by --out (replays nothing)")
+    args = parser.parse_args(argv)
+    if args.table:
+        print(progress_table(json.loads(Path(args.table).read_text())))
+        return 0
+    if not args.runs:
+        parser.error("give run folders to replay, or --table RESULTS.json")
+    torch.set_num_threads(1)
+    results = []
+    for run in args.runs:
+        result = replay_final_evaluation(Path(run), args.episodes, torch.device(args.device))
+        replayed = result["replayed_final_score"]
+        if replayed is not None and abs(replayed - result["final_json_score"]) > 1e-9:
+            print(f"warning: {run}: its first {result['checked_episodes']} replayed episodes score {replayed}, "
+                  f"final.json {result['final_json_score']}: not the run's evaluation", file=sys.stderr)
+        print(json.dumps({k: v for k, v in result.items() if k != "per_episode"}), flush=True)
+        results.append(result)
+    if args.out:
+        Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
+    print(progress_table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""benchmarks/antmaze_progress.py: the position recorder, the per-episode maze progress and its table."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks import antmaze_progress  # noqa: E402
+
+
+class CountingPolicy:
+    """Returns zero actions; remembers the calls it got."""
+
+    def __init__(self):
+        self.resets, self.observed, self.calls = [], [], 0
+
+    def reset(self, episode_ids):
+        self.resets.append(list(episode_ids))
+
+    def observe(self, rewards):
+        self.observed.append(list(rewards))
+
+    def __call__(self, obs):
+        self.calls += 1
+        return np.zeros((len(obs), 8), np.float32)
+
+
+def test_recorder_keeps_each_episodes_positions_until_its_first_reward():
+    inner = CountingPolicy()
+    recorder = antmaze_progress.PositionRecorder(inner, episodes=3)
+    recorder.reset(np.array([2, 3]))  # the second round of a 2-env evaluation: episode 3 is an extra one
+    recorder.reset_info({"goal": np.array([[0.5, 8.5], [9.0, 9.0]])})
+    obs = np.zeros((2, 39), np.float32)
+    obs[:, :2] = [[1.0, 2.0], [5.0, 6.0]]
+    assert recorder(obs).shape == (2, 8)
+    recorder.observe(np.array([1.0, 0.0]))  # episode 2 succeeds: nothing after this is recorded
+    obs[:, :2] = [[3.0, 4.0], [7.0, 8.0]]
+    recorder(obs)
+    assert [p.tolist() for p in recorder.paths[2]] == [[1.0, 2.0]]
+    assert recorder.paths[0] == recorder.paths[1] == []  # not run in this round
+    assert recorder.success.tolist() == [False, False, True]
+    assert recorder.goals[2].tolist() == [0.5, 8.5] and recorder.goals[0].tolist() == [0.0, 0.0]
+    assert inner.resets == [[2, 3]] and inner.observed == [[1.0, 0.0]] and inner.calls == 2  # all forwarded
+
+
+def test_progress_counts_bfs_cells_around_the_u_and_metres_to_the_goal():
+    maze = antmaze_progress.AntMazeGoal("antmaze-umaze-v2")
+    # umaze: start cell (1, 1) at (0, 0) m is 6 BFS cells from the goal cell (3, 1) at (0, 8) m;
+    # (8, 0) is cell (1, 3): 4 cells; (8, 8) is (3, 3): 2 cells; (8, 4) is (2, 3): 3 cells
+    wanders = [np.array(p, float) for p in [(0, 0), (8, 0), (8, 8), (8, 4)]]
+    arrives = [np.array(p, float) for p in [(0, 0), (8, 0), (8, 8), (4, 8), (0.9, 8.0)]]
+    goals = np.array([[0.5, 8.5], [0.5, 8.5]])
+    result = antmaze_progress.episode_progress([wanders, arrives], goals, np.array([False, True]), maze)
+    assert result["per_episode"]["start"] == [6.0, 6.0]
+    assert result["per_episode"]["closest"] == [2.0, 0.0]
+    assert result["per_episode"]["last"] == [3.0, 0.0]
+    # wanders: closest at (8, 8), 7.5 m from (0.5, 8.5); arrives: 0.64 m recorded, a success caps it at 0.5
+    assert result["per_episode"]["closest_m"] == [pytest.approx(np.hypot(7.5, 0.5), abs=1e-3), 0.5]
+    assert result["progress_cells"] == pytest.approx((4 + 6) / 2)
+    assert result["closest_cells"] == pytest.approx(1.0) and result["last_cells"] == pytest.approx(1.5)
+    assert result["success_rate"] == 0.5 and result["goal_cell_rate"] == 0.5
+
+
+def test_table_gives_mean_and_sample_std_over_seeds_per_arm():
+    def run(intent, seed, progress):
+        keys = ("success_rate", "goal_cell_rate", "start_cells", "closest_cells", "last_cells", "closest_m")
+        return {"algo": "bc", "intent": intent, "seed": seed, "progress_cells": progress, **dict.fromkeys(keys, 0.0)}
+
+    table = antmaze_progress.progress_table([run("none", 0, 1.0), run("none", 1, 3.0), run("manager", 0, 2.0)])
+    lines = table.splitlines()
+    assert len(lines) == 4 and "progress (cells)" in lines[0]
+    none_row, manager_row = lines[2].split(" | "), lines[3].split(" | ")
+    assert none_row[1:3] == ["none", "0,1"] and manager_row[1:3] == ["manager", "0"]
+    assert none_row[7] == f"2.00 ± {np.std([1.0, 3.0], ddof=1):.2f}" and manager_row[7] == "2.00 ± 0.00"
+    assert none_row[-1] == " |" and manager_row[-1] == "n/a |"  # Welch's test needs two seeds a side
+
+    two_seeds = [run("none", 0, 1.0), run("none", 1, 1.2), run("random", 0, 3.0), run("random", 1, 3.4)]
+    p_value = float(antmaze_progress.progress_table(two_seeds).splitlines()[3].split(" | ")[-1].rstrip(" |"))
+    assert p_value == pytest.approx(stats.ttest_ind([3.0, 3.4], [1.0, 1.2], equal_var=False).pvalue, rel=1e-2)
