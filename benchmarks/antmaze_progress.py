@@ -154,7 +154,9 @@ def progress_table(results: list[dict]) -> str:
                ("start_cells", "start (cells)"), ("closest_cells", "closest (cells)"),
                ("progress_cells", "progress (cells)"), ("last_cells", "last (cells)"), ("closest_m", "closest (m)")]
     arms: dict[tuple[str, str], list[dict]] = {}
-    for result in results:
+    intent_order = {"none": 0, "manager": 1, "random": 2}
+    algo_order = {algo: i for i, algo in reversed(list(enumerate(r["algo"] for r in results)))}  # first seen
+    for result in sorted(results, key=lambda r: (algo_order[r["algo"]], intent_order.get(r["intent"], 3), r["seed"])):
         arms.setdefault((result["algo"], result["intent"]), []).append(result)
     lines = ["| worker | intents | seeds | " + " | ".join(name for _, name in columns) + " | progress: Welch p vs none |",
              "| --- | --- | --- | " + " | ".join("---" for _ in columns) + " | --- |"]

@@ -71,11 +71,11 @@ def test_table_gives_mean_and_sample_std_over_seeds_per_arm():
         keys = ("success_rate", "goal_cell_rate", "start_cells", "closest_cells", "last_cells", "closest_m")
         return {"algo": "bc", "intent": intent, "seed": seed, "progress_cells": progress, **dict.fromkeys(keys, 0.0)}
 
-    table = antmaze_progress.progress_table([run("none", 0, 1.0), run("none", 1, 3.0), run("manager", 0, 2.0)])
+    table = antmaze_progress.progress_table([run("manager", 0, 2.0), run("none", 1, 3.0), run("none", 0, 1.0)])
     lines = table.splitlines()
     assert len(lines) == 4 and "progress (cells)" in lines[0]
     none_row, manager_row = lines[2].split(" | "), lines[3].split(" | ")
-    assert none_row[1:3] == ["none", "0,1"] and manager_row[1:3] == ["manager", "0"]
+    assert none_row[1:3] == ["none", "0,1"] and manager_row[1:3] == ["manager", "0"]  # none first, seeds sorted
     assert none_row[7] == f"2.00 ± {np.std([1.0, 3.0], ddof=1):.2f}" and manager_row[7] == "2.00 ± 0.00"
     assert none_row[-1] == " |" and manager_row[-1] == "n/a |"  # Welch's test needs two seeds a side
 
