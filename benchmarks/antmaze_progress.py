@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common.checkpoint import load_checkpoint  # noqa: E402
 from corl.__main__ import WORKERS  # noqa: E402
-from corl.shared.run import NormalizedPolicy, env_dims  # noqa: E402
+from corl.shared.run import NormalizedPolicy, env_dims, eval_env_count, manager_path  # noqa: E402
 from intent_direction import AntMazeGoal  # noqa: E402
 from runs.aggregate import welch_test  # noqa: E402
 from tasks import evaluate_policy, get_normalized_score, get_task, make_vector_env  # noqa: E402
@@ -83,7 +83,8 @@ class PositionRecorder:
 
 
 def load_worker(run_dir: Path, device: torch.device):
-    """(config, algorithm with the checkpoint's weights, obs mean, obs std) of a finished run."""
+    """(config, worker module, checkpoint state) of a finished run, the config rebuilt from the
+    checkpoint's copy with the worker file's own config class."""
     state = load_checkpoint(run_dir / "checkpoint.pt", device)
     saved = state["config"]
     module = importlib.import_module(WORKERS[saved["algo"]])
@@ -98,12 +99,10 @@ def replay_final_evaluation(run_dir: Path, episodes: int | None, device: torch.d
     task = get_task(cfg.env)
     if task.domain != "antmaze":
         raise ValueError(f"{run_dir} is a {cfg.env} run; this measures antmaze runs only")
-    manager = cfg.manager or str(Path(cfg.runs_dir) / cfg.env / "manager" / f"seed{cfg.seed}" / "manager.pt")
-    source = make_intent_source(cfg.intent, manager if cfg.intent == "manager" else None, cfg.env, task.obs_dim,
-                                intent_dim=cfg.intent_dim, device=device, seed=cfg.seed)
+    source = make_intent_source(cfg.intent, manager_path(cfg) if cfg.intent == "manager" else None, cfg.env,
+                                task.obs_dim, intent_dim=cfg.intent_dim, device=device, seed=cfg.seed)
     episodes = episodes or cfg.final_eval_episodes
-    num_envs = min(cfg.eval_num_envs, max(cfg.eval_episodes, cfg.final_eval_episodes))  # WorkerRun.make_eval_env
-    envs = wrap_env(make_vector_env(cfg.env, num_envs), source)  # as the worker's marked line
+    envs = wrap_env(make_vector_env(cfg.env, eval_env_count(cfg)), source)  # as WorkerRun + the marked line
     algo = module.build_algo(cfg, *env_dims(envs), device)
     algo.load_state_dict(state["algo"])
     policy = PositionRecorder(NormalizedPolicy(algo, state["obs_mean"].numpy(), state["obs_std"].numpy(), device),
@@ -155,10 +154,13 @@ def progress_table(results: list[dict]) -> str:
                ("progress_cells", "progress (cells)"), ("last_cells", "last (cells)"), ("closest_m", "closest (m)")]
     arms: dict[tuple[str, str], list[dict]] = {}
     intent_order = {"none": 0, "manager": 1, "random": 2}
-    algo_order = {algo: i for i, algo in reversed(list(enumerate(r["algo"] for r in results)))}  # first seen
+    algo_order: dict[str, int] = {}  # workers in the order they first appear
+    for result in results:
+        algo_order.setdefault(result["algo"], len(algo_order))
     for result in sorted(results, key=lambda r: (algo_order[r["algo"]], intent_order.get(r["intent"], 3), r["seed"])):
         arms.setdefault((result["algo"], result["intent"]), []).append(result)
-    lines = ["| worker | intents | seeds | " + " | ".join(name for _, name in columns) + " | progress: Welch p vs none |",
+    header = " | ".join(name for _, name in columns)
+    lines = [f"| worker | intents | seeds | {header} | progress: Welch p vs none |",
              "| --- | --- | --- | " + " | ".join("---" for _ in columns) + " | --- |"]
     for (algo, intent), runs in arms.items():
         cells = []

@@ -97,6 +97,16 @@ def target_column(target: float) -> str:
     return f"eval_normalized_score_{target:g}"
 
 
+def manager_path(cfg: WorkerConfig) -> str:
+    """The Manager checkpoint a worker reads: `cfg.manager`, else runs/<env>/manager/seed<k>/manager.pt."""
+    return cfg.manager or str(Path(cfg.runs_dir) / cfg.env / "manager" / f"seed{cfg.seed}" / "manager.pt")
+
+
+def eval_env_count(cfg: WorkerConfig) -> int:
+    """How many envs a worker's evaluation vector env runs at once (its episodes go in rounds of it)."""
+    return min(cfg.eval_num_envs, max(cfg.eval_episodes, cfg.final_eval_episodes))
+
+
 class WorkerRun:
     def __init__(self, cfg: WorkerConfig):
         device = resolve_device(cfg.device)
@@ -105,8 +115,7 @@ class WorkerRun:
         self.cfg = resolve_run_size(cfg, profile)
         self.device = device
         self.task = get_task(cfg.env)
-        manager = cfg.manager or str(Path(cfg.runs_dir) / cfg.env / "manager" / f"seed{cfg.seed}" / "manager.pt")
-        self.intents = make_intent_source(cfg.intent, manager if cfg.intent == "manager" else None, cfg.env,
+        self.intents = make_intent_source(cfg.intent, manager_path(cfg) if cfg.intent == "manager" else None, cfg.env,
                                           self.task.obs_dim, intent_dim=cfg.intent_dim, device=device,
                                           seed=cfg.seed, compile_planner=cfg.compile_manager)
         self.run_dir = RunDir(cfg.runs_dir, cfg.env, [cfg.algo, cfg.intent], cfg.seed)
@@ -118,8 +127,7 @@ class WorkerRun:
 
     def make_eval_env(self):
         """The evaluation vector env (autoreset off), to be wrapped by the worker's marked line."""
-        episodes = max(self.cfg.eval_episodes, self.cfg.final_eval_episodes)
-        return make_vector_env(self.cfg.env, min(self.cfg.eval_num_envs, episodes))
+        return make_vector_env(self.cfg.env, eval_env_count(self.cfg))
 
     # --- evaluation ----------------------------------------------------------------------------
     def evaluate(self, policy: NormalizedPolicy, eval_env, episodes: int) -> np.ndarray:
