@@ -34,17 +34,21 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common.checkpoint import load_checkpoint  # noqa: E402
 from corl.__main__ import WORKERS  # noqa: E402
-from corl.shared.run import NormalizedPolicy, env_dims, eval_env_count, manager_path  # noqa: E402
+from corl.shared.run import (NormalizedPolicy, env_dims, eval_env_count, evaluation_returns,  # noqa: E402
+                             manager_path)
 from intent_direction import AntMazeGoal  # noqa: E402
 from runs.aggregate import welch_test  # noqa: E402
-from tasks import evaluate_policy, get_normalized_score, get_task, make_vector_env  # noqa: E402
+from tasks import get_normalized_score, get_task, make_vector_env  # noqa: E402
 from wrappers import make_intent_source, wrap_env  # noqa: E402
+
+NEAR_GOAL_CELLS = 2  # the table counts episodes whose closest approach is within this many BFS cells
 
 
 class PositionRecorder:
@@ -107,9 +111,7 @@ def replay_final_evaluation(run_dir: Path, episodes: int | None, device: torch.d
     algo.load_state_dict(state["algo"])
     policy = PositionRecorder(NormalizedPolicy(algo, state["obs_mean"].numpy(), state["obs_std"].numpy(), device),
                               episodes)
-    if source is not None and hasattr(source, "reseed"):
-        source.reseed(cfg.seed)  # as WorkerRun.evaluate
-    returns = evaluate_policy(cfg.env, policy, episodes, seed=cfg.seed, envs=envs)
+    returns = evaluation_returns(cfg.env, source, policy, envs, episodes, cfg.seed)  # as WorkerRun.evaluate
     envs.close()
 
     scores = get_normalized_score(cfg.env, returns)  # (episodes,)
@@ -146,9 +148,20 @@ def episode_progress(paths: list[list[np.ndarray]], goals: np.ndarray, success: 
                             "closest_m": [round(v, 3) for v in closest_m], "success": np.asarray(success).tolist()}}
 
 
+def paired_p(baseline: list[dict], runs: list[dict]) -> str:
+    """Paired t-test of progress over seeds run on both sides (a seed's runs share their episodes), or n/a."""
+    base = {r["seed"]: r["progress_cells"] for r in baseline}
+    pairs = [(base[r["seed"]], r["progress_cells"]) for r in runs if r["seed"] in base]
+    if len(pairs) < 2:
+        return "n/a"
+    before, after = np.array(pairs).T
+    return f"{stats.ttest_rel(after, before).pvalue:.3g}"
+
+
 def progress_table(results: list[dict]) -> str:
-    """Markdown: per worker and intent arm, mean +- sample std over seeds of each run's means, and
-    Welch's p of the seeds' progress against the worker's arm without intents."""
+    """Markdown: per worker and intent arm, mean +- sample std over seeds of each run's means, the
+    episodes that came within NEAR_GOAL_CELLS of the goal cell, and Welch's and the paired p of the
+    seeds' progress against the worker's arm without intents."""
     columns = [("success_rate", "success"), ("goal_cell_rate", "entered goal cell"),
                ("start_cells", "start (cells)"), ("closest_cells", "closest (cells)"),
                ("progress_cells", "progress (cells)"), ("last_cells", "last (cells)"), ("closest_m", "closest (m)")]
@@ -160,20 +173,24 @@ def progress_table(results: list[dict]) -> str:
     for result in sorted(results, key=lambda r: (algo_order[r["algo"]], intent_order.get(r["intent"], 3), r["seed"])):
         arms.setdefault((result["algo"], result["intent"]), []).append(result)
     header = " | ".join(name for _, name in columns)
-    lines = [f"| worker | intents | seeds | {header} | progress: Welch p vs none |",
-             "| --- | --- | --- | " + " | ".join("---" for _ in columns) + " | --- |"]
+    lines = [f"| worker | intents | seeds | {header} | episodes within {NEAR_GOAL_CELLS} cells | "
+             "progress: Welch p vs none | progress: paired p vs none |",
+             "| --- | --- | --- | " + " | ".join("---" for _ in columns) + " | --- | --- | --- |"]
     for (algo, intent), runs in arms.items():
         cells = []
         for key, _ in columns:
             values = np.array([r[key] for r in runs])
             spread = values.std(ddof=1) if len(values) > 1 else 0.0
             cells.append(f"{values.mean():.2f} ± {spread:.2f}")
+        near = sum(int((np.array(r["per_episode"]["closest"]) <= NEAR_GOAL_CELLS).sum()) for r in runs)
+        cells.append(f"{near} / {sum(len(r['per_episode']['closest']) for r in runs)}")
         baseline = arms.get((algo, "none"))
         if intent != "none" and baseline:
             cells.append(welch_test([r["progress_cells"] for r in baseline],
                                     [r["progress_cells"] for r in runs]).p_text())
+            cells.append(paired_p(baseline, runs))
         else:
-            cells.append("")
+            cells += ["", ""]
         seeds = ",".join(str(r["seed"]) for r in runs)
         lines.append(f"| {algo} | {intent} | {seeds} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -69,7 +69,8 @@ def test_progress_counts_bfs_cells_around_the_u_and_metres_to_the_goal():
 def test_table_gives_mean_and_sample_std_over_seeds_per_arm():
     def run(intent, seed, progress):
         keys = ("success_rate", "goal_cell_rate", "start_cells", "closest_cells", "last_cells", "closest_m")
-        return {"algo": "bc", "intent": intent, "seed": seed, "progress_cells": progress, **dict.fromkeys(keys, 0.0)}
+        return {"algo": "bc", "intent": intent, "seed": seed, "progress_cells": progress, **dict.fromkeys(keys, 0.0),
+                "per_episode": {"closest": [10.0 - progress, 2.0, 3.0]}}
 
     table = antmaze_progress.progress_table([run("manager", 0, 2.0), run("none", 1, 3.0), run("none", 0, 1.0)])
     lines = table.splitlines()
@@ -77,8 +78,12 @@ def test_table_gives_mean_and_sample_std_over_seeds_per_arm():
     none_row, manager_row = lines[2].split(" | "), lines[3].split(" | ")
     assert none_row[1:3] == ["none", "0,1"] and manager_row[1:3] == ["manager", "0"]  # none first, seeds sorted
     assert none_row[7] == f"2.00 ± {np.std([1.0, 3.0], ddof=1):.2f}" and manager_row[7] == "2.00 ± 0.00"
-    assert none_row[-1] == " |" and manager_row[-1] == "n/a |"  # Welch's test needs two seeds a side
+    assert none_row[-2:] == ["", " |"] and manager_row[-2:] == ["n/a", "n/a |"]  # both tests need two seeds a side
+    assert none_row[-3] == "2 / 6" and manager_row[-3] == "1 / 3"  # closest within 2 cells: one episode a run
 
-    two_seeds = [run("none", 0, 1.0), run("none", 1, 1.2), run("random", 0, 3.0), run("random", 1, 3.4)]
-    p_value = float(antmaze_progress.progress_table(two_seeds).splitlines()[3].split(" | ")[-1].rstrip(" |"))
-    assert p_value == pytest.approx(stats.ttest_ind([3.0, 3.4], [1.0, 1.2], equal_var=False).pvalue, rel=1e-2)
+    two_seeds = [run("none", 0, 1.0), run("none", 1, 1.2), run("random", 0, 3.0), run("random", 1, 3.5)]
+    random_row = antmaze_progress.progress_table(two_seeds).splitlines()[3].split(" | ")
+    assert float(random_row[-2]) == pytest.approx(stats.ttest_ind([3.0, 3.5], [1.0, 1.2], equal_var=False).pvalue,
+                                                  rel=1e-2)
+    assert float(random_row[-1].rstrip(" |")) == pytest.approx(stats.ttest_rel([3.0, 3.5], [1.0, 1.2]).pvalue,
+                                                               rel=1e-2)

@@ -107,6 +107,14 @@ def eval_env_count(cfg: WorkerConfig) -> int:
     return min(cfg.eval_num_envs, max(cfg.eval_episodes, cfg.final_eval_episodes))
 
 
+def evaluation_returns(env: str, intents, policy, eval_env, episodes: int, seed: int) -> np.ndarray:
+    """(episodes,) returns of one worker evaluation, episodes seeded from `seed`; the intent source
+    (if any) restarts its randomness from `seed` first, so every evaluation sees the same draws."""
+    if hasattr(intents, "reseed"):
+        intents.reseed(seed)
+    return evaluate_policy(env, policy, episodes, seed=seed, envs=eval_env)
+
+
 class WorkerRun:
     def __init__(self, cfg: WorkerConfig):
         device = resolve_device(cfg.device)
@@ -131,9 +139,7 @@ class WorkerRun:
 
     # --- evaluation ----------------------------------------------------------------------------
     def evaluate(self, policy: NormalizedPolicy, eval_env, episodes: int) -> np.ndarray:
-        if hasattr(self.intents, "reseed"):
-            self.intents.reseed(self.cfg.seed)  # random intents: the same draws at every evaluation
-        returns = evaluate_policy(self.cfg.env, policy, episodes, seed=self.cfg.seed, envs=eval_env)
+        returns = evaluation_returns(self.cfg.env, self.intents, policy, eval_env, episodes, self.cfg.seed)
         return get_normalized_score(self.cfg.env, returns)
 
     def evaluate_targets(self, algo: Algorithm, policy: NormalizedPolicy, eval_env, episodes: int) -> list[np.ndarray]:
