@@ -17,9 +17,10 @@ map (D4RL's BFS over its cells towards the one G cell, `intent_direction.AntMaze
 
     python benchmarks/antmaze_progress.py runs/antmaze-medium-play-v2/bc/{none,manager,random}/seed0
 
-Prints one JSON line per run (means over episodes) and a table per worker and arm (mean +- std over
-seeds); `--out F` also writes every run's result with its per-episode lists to one JSON file, and
-`--table F` prints the table of such a file again. Needs the run's Manager (intent=manager) where
+Prints one JSON line per run (means over episodes), a table per worker and arm (mean +- std over
+seeds) and the progress gain of each intent arm pooled over workers (paired by worker and seed);
+`--out F` also writes every run's result with its per-episode lists to one JSON file, and `--table F`
+prints the tables of such a file again. Needs the run's Manager (intent=manager) where
 the run found it.
 """
 from __future__ import annotations
@@ -196,6 +197,29 @@ def progress_table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def pooled_gain_table(results: list[dict]) -> str:
+    """Markdown: per intent arm, the progress gain over every (worker, seed) pair run with and without
+    intents, all workers pooled: mean +- sample std, how many pairs gain, the paired t-test's p and the
+    sign test's (binomial, ties dropped). A seed's workers share its Manager and episodes, so pairs of
+    one seed are not independent: read the p as a summary beside the per-worker rows, not instead."""
+    baseline = {(r["algo"], r["seed"]): r["progress_cells"] for r in results if r["intent"] == "none"}
+    lines = ["| intents | workers | pairs | progress gain (cells) | pairs that gain | paired t p | sign test p |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for intent in ("manager", "random"):
+        pairs = [(r["algo"], baseline[(r["algo"], r["seed"])], r["progress_cells"]) for r in results
+                 if r["intent"] == intent and (r["algo"], r["seed"]) in baseline]
+        if len(pairs) < 2:
+            continue
+        workers = ",".join(dict.fromkeys(algo for algo, _, _ in pairs))
+        before, after = np.array([pair[1:] for pair in pairs]).T  # (pairs,) each
+        gain = after - before
+        gains, moved = int((gain > 0).sum()), int((gain != 0).sum())
+        sign_p = stats.binomtest(gains, moved, 0.5).pvalue if moved else 1.0
+        lines.append(f"| {intent} | {workers} | {len(pairs)} | {gain.mean():.2f} ± {gain.std(ddof=1):.2f} | "
+                     f"{gains} / {len(pairs)} | {stats.ttest_rel(after, before).pvalue:.3g} | {sign_p:.3g} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="*", help="finished antmaze worker run folders (checkpoint.pt, final.json)")
@@ -208,7 +232,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="print the table of a results JSON written by --out (replays nothing)")
     args = parser.parse_args(argv)
     if args.table:
-        print(progress_table(json.loads(Path(args.table).read_text())))
+        results = json.loads(Path(args.table).read_text())
+        print(progress_table(results) + "\n\n" + pooled_gain_table(results))
         return 0
     if not args.runs:
         parser.error("give run folders to replay, or --table RESULTS.json")
@@ -224,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         results.append(result)
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
-    print(progress_table(results))
+    print(progress_table(results) + "\n\n" + pooled_gain_table(results))
     return 0
 
 

@@ -87,3 +87,23 @@ def test_table_gives_mean_and_sample_std_over_seeds_per_arm():
                                                   rel=1e-2)
     assert float(random_row[-1].rstrip(" |")) == pytest.approx(stats.ttest_rel([3.0, 3.5], [1.0, 1.2]).pvalue,
                                                                rel=1e-2)
+
+
+def test_pooled_gain_pairs_each_worker_and_seed_with_its_own_baseline():
+    def run(algo, intent, seed, progress):
+        return {"algo": algo, "intent": intent, "seed": seed, "progress_cells": progress}
+
+    results = [run("bc", "none", 0, 1.0), run("bc", "none", 1, 2.0), run("td3_bc", "none", 0, 3.0),
+               run("bc", "manager", 0, 2.5), run("bc", "manager", 1, 2.2), run("td3_bc", "manager", 0, 2.0),
+               run("td3_bc", "manager", 1, 9.0),  # no td3_bc baseline on seed 1: not a pair
+               run("bc", "random", 0, 1.0), run("bc", "random", 1, 1.5)]
+    lines = antmaze_progress.pooled_gain_table(results).splitlines()
+    assert len(lines) == 4 and "sign test p" in lines[0]
+    manager, random_arm = lines[2].split(" | "), lines[3].split(" | ")
+    gains = np.array([1.5, 0.2, -1.0])  # bc seed 0, bc seed 1, td3_bc seed 0
+    assert manager[:3] == ["| manager", "bc,td3_bc", "3"]
+    assert manager[3] == f"{gains.mean():.2f} ± {gains.std(ddof=1):.2f}" and manager[4] == "2 / 3"
+    assert float(manager[5]) == pytest.approx(stats.ttest_rel([2.5, 2.2, 2.0], [1.0, 2.0, 3.0]).pvalue, rel=1e-2)
+    assert float(manager[6].rstrip(" |")) == pytest.approx(stats.binomtest(2, 3).pvalue, rel=1e-2)
+    assert random_arm[1:5] == ["bc", "2", "-0.25 ± 0.35", "0 / 2"]  # one pair ties (gain 0), one loses
+    assert float(random_arm[6].rstrip(" |")) == pytest.approx(1.0)  # sign test over the one untied pair
