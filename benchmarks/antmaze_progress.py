@@ -40,6 +40,7 @@ from scipy import stats
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from common.atomic import write_text_atomic  # noqa: E402
 from common.checkpoint import load_checkpoint  # noqa: E402
 from corl.__main__ import WORKERS  # noqa: E402
 from corl.shared.run import (NormalizedPolicy, env_dims, eval_env_count, evaluation_returns,  # noqa: E402
@@ -201,7 +202,8 @@ def pooled_gain_table(results: list[dict]) -> str:
     """Markdown: per intent arm, the progress gain over every (worker, seed) pair run with and without
     intents, all workers pooled: mean +- sample std, how many pairs gain, the paired t-test's p and the
     sign test's (binomial, ties dropped). A seed's workers share its Manager and episodes, so pairs of
-    one seed are not independent: read the p as a summary beside the per-worker rows, not instead."""
+    one seed are not independent: read the p as a summary beside the per-worker rows, not instead.
+    Empty where no arm has two pairs."""
     baseline = {(r["algo"], r["seed"]): r["progress_cells"] for r in results if r["intent"] == "none"}
     lines = ["| intents | workers | pairs | progress gain (cells) | pairs that gain | paired t p | sign test p |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
@@ -217,7 +219,12 @@ def pooled_gain_table(results: list[dict]) -> str:
         sign_p = stats.binomtest(gains, moved, 0.5).pvalue if moved else 1.0
         lines.append(f"| {intent} | {workers} | {len(pairs)} | {gain.mean():.2f} ± {gain.std(ddof=1):.2f} | "
                      f"{gains} / {len(pairs)} | {stats.ttest_rel(after, before).pvalue:.3g} | {sign_p:.3g} |")
-    return "\n".join(lines)
+    return "\n".join(lines) if len(lines) > 2 else ""
+
+
+def tables(results: list[dict]) -> str:
+    """The per-worker table and, where there are pairs to pool, the pooled gains below it."""
+    return "\n\n".join(block for block in (progress_table(results), pooled_gain_table(results)) if block)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -229,11 +236,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", help="torch device")
     parser.add_argument("--out", default=None, help="also write all results to this JSON file")
     parser.add_argument("--table", default=None,
-                        help="print the table of a results JSON written by --out (replays nothing)")
+                        help="print the tables of a results JSON written by --out (replays nothing)")
     args = parser.parse_args(argv)
     if args.table:
         results = json.loads(Path(args.table).read_text())
-        print(progress_table(results) + "\n\n" + pooled_gain_table(results))
+        print(tables(results))
         return 0
     if not args.runs:
         parser.error("give run folders to replay, or --table RESULTS.json")
@@ -248,8 +255,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({k: v for k, v in result.items() if k != "per_episode"}), flush=True)
         results.append(result)
     if args.out:
-        Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
-    print(progress_table(results) + "\n\n" + pooled_gain_table(results))
+        write_text_atomic(args.out, json.dumps(results, indent=1) + "\n")
+    print(tables(results))
     return 0
 
 

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common.atomic import write_text_atomic  # noqa: E402
 from runs.aggregate import ALPHA, ArmSummary, welch_test  # noqa: E402
 from runs.report import _num, _scores  # noqa: E402  (the grid's own CSV formatting)
 
@@ -85,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-        args.out.write_text(buffer.getvalue())
+        write_text_atomic(args.out, buffer.getvalue())
     return 0
 
 

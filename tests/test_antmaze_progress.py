@@ -91,7 +91,9 @@ def test_table_gives_mean_and_sample_std_over_seeds_per_arm():
 
 def test_pooled_gain_pairs_each_worker_and_seed_with_its_own_baseline():
     def run(algo, intent, seed, progress):
-        return {"algo": algo, "intent": intent, "seed": seed, "progress_cells": progress}
+        keys = ("success_rate", "goal_cell_rate", "start_cells", "closest_cells", "last_cells", "closest_m")
+        return {"algo": algo, "intent": intent, "seed": seed, "progress_cells": progress, **dict.fromkeys(keys, 0.0),
+                "per_episode": {"closest": [10.0 - progress]}}
 
     results = [run("bc", "none", 0, 1.0), run("bc", "none", 1, 2.0), run("td3_bc", "none", 0, 3.0),
                run("bc", "manager", 0, 2.5), run("bc", "manager", 1, 2.2), run("td3_bc", "manager", 0, 2.0),
@@ -107,3 +109,7 @@ def test_pooled_gain_pairs_each_worker_and_seed_with_its_own_baseline():
     assert float(manager[6].rstrip(" |")) == pytest.approx(stats.binomtest(2, 3).pvalue, rel=1e-2)
     assert random_arm[1:5] == ["bc", "2", "-0.25 ± 0.35", "0 / 2"]  # one pair ties (gain 0), one loses
     assert float(random_arm[6].rstrip(" |")) == pytest.approx(1.0)  # sign test over the one untied pair
+    assert antmaze_progress.pooled_gain_table(results[:4]) == ""  # one pair per arm: nothing to pool
+    printed = antmaze_progress.tables(results)
+    per_worker, pooled = printed.split("\n\n")  # the per-worker table first, the pooled one below
+    assert "progress (cells)" in per_worker and pooled == antmaze_progress.pooled_gain_table(results)
