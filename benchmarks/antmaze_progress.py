@@ -150,14 +150,20 @@ def episode_progress(paths: list[list[np.ndarray]], goals: np.ndarray, success: 
                             "closest_m": [round(v, 3) for v in closest_m], "success": np.asarray(success).tolist()}}
 
 
+def progress_pairs(baseline: list[dict], runs: list[dict]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(before, after, workers): each run's progress beside its baseline's, the baseline being the
+    run of the same worker and seed (a seed's runs share their episodes); runs without one are left out."""
+    base = {(r["algo"], r["seed"]): r["progress_cells"] for r in baseline}
+    paired = [r for r in runs if (r["algo"], r["seed"]) in base]
+    before = np.array([base[(r["algo"], r["seed"])] for r in paired])  # (pairs,)
+    after = np.array([r["progress_cells"] for r in paired])  # (pairs,)
+    return before, after, list(dict.fromkeys(r["algo"] for r in paired))
+
+
 def paired_p(baseline: list[dict], runs: list[dict]) -> str:
-    """Paired t-test of progress over seeds run on both sides (a seed's runs share their episodes), or n/a."""
-    base = {r["seed"]: r["progress_cells"] for r in baseline}
-    pairs = [(base[r["seed"]], r["progress_cells"]) for r in runs if r["seed"] in base]
-    if len(pairs) < 2:
-        return "n/a"
-    before, after = np.array(pairs).T
-    return f"{stats.ttest_rel(after, before).pvalue:.3g}"
+    """Paired t-test of progress over the seeds run on both sides, or n/a."""
+    before, after, _ = progress_pairs(baseline, runs)
+    return f"{stats.ttest_rel(after, before).pvalue:.3g}" if len(before) >= 2 else "n/a"
 
 
 def progress_table(results: list[dict]) -> str:
@@ -204,21 +210,18 @@ def pooled_gain_table(results: list[dict]) -> str:
     sign test's (binomial, ties dropped). A seed's workers share its Manager and episodes, so pairs of
     one seed are not independent: read the p as a summary beside the per-worker rows, not instead.
     Empty where no arm has two pairs."""
-    baseline = {(r["algo"], r["seed"]): r["progress_cells"] for r in results if r["intent"] == "none"}
+    baseline = [r for r in results if r["intent"] == "none"]
     lines = ["| intents | workers | pairs | progress gain (cells) | pairs that gain | paired t p | sign test p |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for intent in ("manager", "random"):
-        pairs = [(r["algo"], baseline[(r["algo"], r["seed"])], r["progress_cells"]) for r in results
-                 if r["intent"] == intent and (r["algo"], r["seed"]) in baseline]
-        if len(pairs) < 2:
+        before, after, workers = progress_pairs(baseline, [r for r in results if r["intent"] == intent])
+        if len(before) < 2:
             continue
-        workers = ",".join(dict.fromkeys(algo for algo, _, _ in pairs))
-        before, after = np.array([pair[1:] for pair in pairs]).T  # (pairs,) each
         gain = after - before
         gains, moved = int((gain > 0).sum()), int((gain != 0).sum())
         sign_p = stats.binomtest(gains, moved, 0.5).pvalue if moved else 1.0
-        lines.append(f"| {intent} | {workers} | {len(pairs)} | {gain.mean():.2f} ± {gain.std(ddof=1):.2f} | "
-                     f"{gains} / {len(pairs)} | {stats.ttest_rel(after, before).pvalue:.3g} | {sign_p:.3g} |")
+        lines.append(f"| {intent} | {','.join(workers)} | {len(gain)} | {gain.mean():.2f} ± {gain.std(ddof=1):.2f} | "
+                     f"{gains} / {len(gain)} | {stats.ttest_rel(after, before).pvalue:.3g} | {sign_p:.3g} |")
     return "\n".join(lines) if len(lines) > 2 else ""
 
 

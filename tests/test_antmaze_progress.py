@@ -66,12 +66,15 @@ def test_progress_counts_bfs_cells_around_the_u_and_metres_to_the_goal():
     assert result["success_rate"] == 0.5 and result["goal_cell_rate"] == 0.5
 
 
-def test_table_gives_mean_and_sample_std_over_seeds_per_arm():
-    def run(intent, seed, progress):
-        keys = ("success_rate", "goal_cell_rate", "start_cells", "closest_cells", "last_cells", "closest_m")
-        return {"algo": "bc", "intent": intent, "seed": seed, "progress_cells": progress, **dict.fromkeys(keys, 0.0),
-                "per_episode": {"closest": [10.0 - progress, 2.0, 3.0]}}
+def run(intent: str, seed: int, progress: float, algo: str = "bc") -> dict:
+    """A replay's result as the tables read it: progress given, other means 0, three episodes' closest
+    approaches (10 - progress, 2 and 3 cells: one within NEAR_GOAL_CELLS)."""
+    keys = ("success_rate", "goal_cell_rate", "start_cells", "closest_cells", "last_cells", "closest_m")
+    return {"algo": algo, "intent": intent, "seed": seed, "progress_cells": progress, **dict.fromkeys(keys, 0.0),
+            "per_episode": {"closest": [10.0 - progress, 2.0, 3.0]}}
 
+
+def test_table_gives_mean_and_sample_std_over_seeds_per_arm():
     table = antmaze_progress.progress_table([run("manager", 0, 2.0), run("none", 1, 3.0), run("none", 0, 1.0)])
     lines = table.splitlines()
     assert len(lines) == 4 and "progress (cells)" in lines[0]
@@ -90,15 +93,10 @@ def test_table_gives_mean_and_sample_std_over_seeds_per_arm():
 
 
 def test_pooled_gain_pairs_each_worker_and_seed_with_its_own_baseline():
-    def run(algo, intent, seed, progress):
-        keys = ("success_rate", "goal_cell_rate", "start_cells", "closest_cells", "last_cells", "closest_m")
-        return {"algo": algo, "intent": intent, "seed": seed, "progress_cells": progress, **dict.fromkeys(keys, 0.0),
-                "per_episode": {"closest": [10.0 - progress]}}
-
-    results = [run("bc", "none", 0, 1.0), run("bc", "none", 1, 2.0), run("td3_bc", "none", 0, 3.0),
-               run("bc", "manager", 0, 2.5), run("bc", "manager", 1, 2.2), run("td3_bc", "manager", 0, 2.0),
-               run("td3_bc", "manager", 1, 9.0),  # no td3_bc baseline on seed 1: not a pair
-               run("bc", "random", 0, 1.0), run("bc", "random", 1, 1.5)]
+    results = [run("none", 0, 1.0), run("none", 1, 2.0), run("none", 0, 3.0, "td3_bc"),
+               run("manager", 0, 2.5), run("manager", 1, 2.2), run("manager", 0, 2.0, "td3_bc"),
+               run("manager", 1, 9.0, "td3_bc"),  # no td3_bc baseline on seed 1: not a pair
+               run("random", 0, 1.0), run("random", 1, 1.5)]
     lines = antmaze_progress.pooled_gain_table(results).splitlines()
     assert len(lines) == 4 and "sign test p" in lines[0]
     manager, random_arm = lines[2].split(" | "), lines[3].split(" | ")
