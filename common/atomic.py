@@ -1,13 +1,32 @@
 """Write files so that a reader never sees a half-written one: temp file in the same folder,
-fsync, then rename over the target (os.replace is atomic on POSIX and Windows)."""
+fsync, then rename over the target (os.replace is atomic on POSIX and Windows). The file gets the
+permissions a plain open() would give it (the umask's for a new file, the old file's when replacing
+one), not mkstemp's private 0600, so that colleagues sharing a runs/ folder can read the results."""
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Iterator
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it: once, at import, not between threads
+    os.umask(mask)
+    return mask
+
+
+NEW_FILE_MODE = 0o666 & ~_umask()  # what open(path, "w") gives a new file
+
+
+def _target_mode(path: Path) -> int:
+    try:
+        return stat.S_IMODE(path.stat().st_mode)  # replacing a file keeps its permissions
+    except FileNotFoundError:
+        return NEW_FILE_MODE
 
 
 @contextlib.contextmanager
@@ -22,6 +41,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp_path
         with open(tmp_path, "rb") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp_path, _target_mode(path))
         os.replace(tmp_path, path)
     except BaseException:
         tmp_path.unlink(missing_ok=True)

@@ -1,12 +1,16 @@
 """The run layout shared by every entry point."""
 from __future__ import annotations
 
+import importlib
 import json
+import os
+import stat
 from dataclasses import dataclass
 
 import pytest
 import yaml
 
+from common import atomic
 from common.atomic import write_json_atomic
 from common.run_dir import RunAlreadyComplete, RunDir, slug
 
@@ -56,6 +60,24 @@ def test_unfinished_run_can_restart(tmp_path):
     run.start({"a": 1})
     run.start({"a": 1})  # an interrupted run (no final.json) is simply resumed/redone
     assert run.config_path.exists()
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+def test_atomic_files_get_the_permissions_open_would_give_them(tmp_path):
+    mask = os.umask(0o027)  # a group-readable umask; restored below
+    try:
+        fresh = tmp_path / "fresh.json"
+        with open(tmp_path / "plain.json", "w") as f:  # what a plain write gives under this umask
+            f.write("{}")
+        importlib.reload(atomic)  # the module reads the umask once, at import
+        atomic.write_json_atomic(fresh, {"a": 1})
+        assert stat.S_IMODE(fresh.stat().st_mode) == stat.S_IMODE((tmp_path / "plain.json").stat().st_mode) == 0o640
+        fresh.chmod(0o604)  # replacing a file keeps the permissions it had
+        atomic.write_json_atomic(fresh, {"a": 2})
+        assert stat.S_IMODE(fresh.stat().st_mode) == 0o604 and json.loads(fresh.read_text()) == {"a": 2}
+    finally:
+        os.umask(mask)
+        importlib.reload(atomic)
 
 
 def test_atomic_json_leaves_no_temp_files(tmp_path):
