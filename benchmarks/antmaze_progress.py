@@ -21,7 +21,9 @@ Prints one JSON line per run (means over episodes), a table per worker and arm (
 seeds) and the progress gain of each intent arm pooled over workers (paired by worker and seed);
 `--out F` also writes every run's result with its per-episode lists to one JSON file, and `--table F`
 prints the tables of such a file again. Needs the run's Manager (intent=manager) where
-the run found it.
+the run found it. `--paths DIR` also keeps every episode's positions (and, for a Manager with a
+decoder, the position each step's intent decodes to) in DIR/<algo>_<intent>_seed<k>.npz, the input
+of `antmaze_paths_figure.py` (the paper's Figure 2).
 """
 from __future__ import annotations
 
@@ -40,7 +42,7 @@ from scipy import stats
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common.atomic import write_text_atomic  # noqa: E402
+from common.atomic import atomic_path, write_text_atomic  # noqa: E402
 from common.checkpoint import load_checkpoint  # noqa: E402
 from corl.__main__ import WORKERS  # noqa: E402
 from corl.shared.run import (NormalizedPolicy, env_dims, eval_env_count, evaluation_returns,  # noqa: E402
@@ -55,12 +57,15 @@ NEAR_GOAL_CELLS = 2  # the table counts episodes whose closest approach is withi
 
 class PositionRecorder:
     """A batch policy around another: records each row's x, y (obs[:, :2]) before every action
-    until the row's first reward (antmaze: reward 1 = success = the episode ends)."""
+    until the row's first reward (antmaze: reward 1 = success = the episode ends). With `subgoal`
+    ((N, D) observations -> (N, 2) positions), also where each step's intent points."""
 
-    def __init__(self, policy, episodes: int):
+    def __init__(self, policy, episodes: int, subgoal=None):
         self.policy = policy
         self.episodes = episodes
+        self.subgoal = subgoal
         self.paths: list[list[np.ndarray]] = [[] for _ in range(episodes)]  # per episode: (2,) positions
+        self.subgoals: list[list[np.ndarray]] = [[] for _ in range(episodes)]  # the same steps' (2,) subgoals
         self.goals = np.zeros((episodes, 2))
         self.success = np.zeros(episodes, bool)
         self.ids = np.zeros(0, int)
@@ -83,9 +88,38 @@ class PositionRecorder:
         self.alive &= ~reached
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
-        for row in np.flatnonzero(self.alive):
+        rows = np.flatnonzero(self.alive)
+        targets = np.asarray(self.subgoal(obs[rows]), dtype=np.float64) if self.subgoal and len(rows) else None
+        for i, row in enumerate(rows):
             self.paths[self.ids[row]].append(np.asarray(obs[row, :2], dtype=np.float64))
+            if targets is not None:
+                self.subgoals[self.ids[row]].append(targets[i])
         return self.policy(obs)
+
+
+def decoded_subgoals(manager, obs_dim: int):
+    """(N, obs_dim + d) observations with the Manager's intents appended -> (N, 2): the x, y of
+    decode(encode(s) + g), where the intent points (about k steps on; paper Figure 2)."""
+    def subgoal(obs: np.ndarray) -> np.ndarray:
+        intent = torch.as_tensor(obs[:, obs_dim:], dtype=torch.float32, device=manager.device)  # (N, d)
+        with torch.no_grad():
+            return manager.decode(manager.encode(obs[:, :obs_dim]) + intent)[:, :2].cpu().numpy()
+    return subgoal
+
+
+def save_paths(path: str | Path, result: dict, recorder: PositionRecorder, k: int = 0) -> None:
+    """One run's episodes as flat arrays (npz, no pickles): positions (steps, 2) and the episode
+    each step belongs to, the subgoals of the same steps (or none), goals, success, the run, and
+    the Manager's k (0 without one)."""
+    episode = np.concatenate([np.full(len(p), i) for i, p in enumerate(recorder.paths)])  # (steps,)
+    positions = np.concatenate([np.reshape(p, (-1, 2)) for p in recorder.paths])  # (steps, 2)
+    has_subgoals = any(len(s) for s in recorder.subgoals)
+    subgoals = np.concatenate([np.reshape(s, (-1, 2)) for s in recorder.subgoals]) if has_subgoals else np.zeros((0, 2))
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, positions=positions.astype(np.float32), episode=episode.astype(np.int32),
+                            subgoals=subgoals.astype(np.float32), goals=recorder.goals.astype(np.float32),
+                            success=recorder.success, env=np.array(result["env"]), algo=np.array(result["algo"]),
+                            intent=np.array(result["intent"]), seed=np.array(result["seed"]), k=np.array(k))
 
 
 def load_worker(run_dir: Path, device: torch.device):
@@ -99,7 +133,8 @@ def load_worker(run_dir: Path, device: torch.device):
     return cfg, module, state
 
 
-def replay_final_evaluation(run_dir: Path, episodes: int | None, device: torch.device) -> dict:
+def replay_final_evaluation(run_dir: Path, episodes: int | None, device: torch.device,
+                            paths_dir: Path | None = None) -> dict:
     cfg, module, state = load_worker(run_dir, device)
     final = json.loads((run_dir / "final.json").read_text())
     task = get_task(cfg.env)
@@ -111,19 +146,25 @@ def replay_final_evaluation(run_dir: Path, episodes: int | None, device: torch.d
     envs = wrap_env(make_vector_env(cfg.env, eval_env_count(cfg)), source)  # as WorkerRun + the marked line
     algo = module.build_algo(cfg, *env_dims(envs), device)
     algo.load_state_dict(state["algo"])
+    manager = getattr(source, "manager", None)
+    subgoal = decoded_subgoals(manager, task.obs_dim) if paths_dir and getattr(manager, "decoder", None) else None
     policy = PositionRecorder(NormalizedPolicy(algo, state["obs_mean"].numpy(), state["obs_std"].numpy(), device),
-                              episodes)
+                              episodes, subgoal)
     returns = evaluation_returns(cfg.env, source, policy, envs, episodes, cfg.seed)  # as WorkerRun.evaluate
     envs.close()
 
     scores = get_normalized_score(cfg.env, returns)  # (episodes,)
     checked = final["eval_episodes"] if episodes >= final["eval_episodes"] else None
-    return {"run": str(run_dir), "env": cfg.env, "algo": cfg.algo, "intent": cfg.intent, "seed": cfg.seed,
-            "episodes": episodes, "normalized_score": float(scores.mean()),
-            "final_json_score": final["normalized_score"],
-            "checked_episodes": checked,  # the first episodes, the run's own final evaluation
-            "replayed_final_score": float(scores[:checked].mean()) if checked else None,
-            **episode_progress(policy.paths, policy.goals, policy.success, AntMazeGoal(cfg.env))}
+    result = {"run": str(run_dir), "env": cfg.env, "algo": cfg.algo, "intent": cfg.intent, "seed": cfg.seed,
+              "episodes": episodes, "normalized_score": float(scores.mean()),
+              "final_json_score": final["normalized_score"],
+              "checked_episodes": checked,  # the first episodes, the run's own final evaluation
+              "replayed_final_score": float(scores[:checked].mean()) if checked else None,
+              **episode_progress(policy.paths, policy.goals, policy.success, AntMazeGoal(cfg.env))}
+    if paths_dir:
+        save_paths(Path(paths_dir) / f"{cfg.algo}_{cfg.intent}_seed{cfg.seed}.npz", result, policy,
+                   int(getattr(source, "k", None) or 0))
+    return result
 
 
 def episode_progress(paths: list[list[np.ndarray]], goals: np.ndarray, success: np.ndarray, maze: AntMazeGoal) -> dict:
@@ -238,6 +279,9 @@ def main(argv: list[str] | None = None) -> int:
                              "final_eval_episodes of more are still checked against final.json)")
     parser.add_argument("--device", default="cpu", help="torch device")
     parser.add_argument("--out", default=None, help="also write all results to this JSON file")
+    parser.add_argument("--paths", default=None,
+                        help="also write each run's positions (and decoded intents) to DIR/<algo>_<intent>_seed<k>.npz "
+                             "for antmaze_paths_figure.py")
     parser.add_argument("--table", default=None,
                         help="print the tables of a results JSON written by --out (replays nothing)")
     args = parser.parse_args(argv)
@@ -250,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     results = []
     for run in args.runs:
-        result = replay_final_evaluation(Path(run), args.episodes, torch.device(args.device))
+        result = replay_final_evaluation(Path(run), args.episodes, torch.device(args.device), args.paths)
         replayed = result["replayed_final_score"]
         if replayed is not None and abs(replayed - result["final_json_score"]) > 1e-9:
             print(f"warning: {run}: its first {result['checked_episodes']} replayed episodes score {replayed}, "

@@ -1,16 +1,19 @@
-"""benchmarks/antmaze_progress.py: the position recorder, the per-episode maze progress and its table."""
+"""benchmarks/antmaze_progress.py (the position recorder, the per-episode maze progress and its table) and
+antmaze_paths_figure.py (the paper's Figure 2 from the recorded paths)."""
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+import torch
 from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import antmaze_progress  # noqa: E402
+from benchmarks import antmaze_paths_figure, antmaze_progress  # noqa: E402
 
 
 class CountingPolicy:
@@ -111,3 +114,64 @@ def test_pooled_gain_pairs_each_worker_and_seed_with_its_own_baseline():
     printed = antmaze_progress.tables(results)
     per_worker, pooled = printed.split("\n\n")  # the per-worker table first, the pooled one below
     assert "progress (cells)" in per_worker and pooled == antmaze_progress.pooled_gain_table(results)
+
+
+def test_recorder_records_where_each_steps_intent_points_beside_the_position():
+    recorder = antmaze_progress.PositionRecorder(CountingPolicy(), episodes=2, subgoal=lambda obs: obs[:, 2:4] + 1.0)
+    recorder.reset(np.array([0, 1]))
+    obs = np.zeros((2, 31), np.float32)
+    obs[:, :4] = [[1.0, 2.0, 10.0, 20.0], [3.0, 4.0, 30.0, 40.0]]
+    recorder(obs)
+    recorder.observe(np.array([0.0, 1.0]))  # episode 1 ends: its row is no longer asked for subgoals
+    obs[0, :4] = [5.0, 6.0, 50.0, 60.0]
+    recorder(obs)
+    assert [p.tolist() for p in recorder.paths[0]] == [[1.0, 2.0], [5.0, 6.0]]
+    assert [s.tolist() for s in recorder.subgoals[0]] == [[11.0, 21.0], [51.0, 61.0]]
+    assert [s.tolist() for s in recorder.subgoals[1]] == [[31.0, 41.0]]
+
+
+class LinearManager:
+    """encode: the first two observation entries doubled; decode: a latent z -> observation (z / 2, 7)."""
+
+    device = torch.device("cpu")
+
+    def encode(self, obs):
+        return 2.0 * torch.as_tensor(obs[:, :2], dtype=torch.float32)
+
+    def decode(self, z):
+        return torch.cat([z / 2.0, torch.full((len(z), 1), 7.0)], dim=1)
+
+
+def test_decoded_subgoals_are_the_positions_of_decode_of_encode_plus_intent():
+    obs = np.array([[1.0, 2.0, 0.5, -4.0, 0.2, 0.6]])  # obs_dim 4, then the intent g = (0.2, 0.6)
+    subgoal = antmaze_progress.decoded_subgoals(LinearManager(), obs_dim=4)(obs)
+    assert subgoal == pytest.approx(np.array([[1.0 + 0.1, 2.0 + 0.3]]))  # (2 s + g) / 2
+
+
+def test_paths_file_round_trips_and_draws_one_panel_per_run(tmp_path):
+    recorder = antmaze_progress.PositionRecorder(CountingPolicy(), episodes=2)
+    recorder.paths = [[np.array([0.0, 0.0]), np.array([4.0, 0.0])], [np.array([0.0, 0.0])]]
+    recorder.subgoals = [[np.array([1.0, 1.0]), np.array([5.0, 1.0])], [np.array([2.0, 2.0])]]
+    recorder.goals = np.array([[0.5, 8.5], [0.7, 8.2]])
+    recorder.success = np.array([True, False])
+    result = {"env": "antmaze-umaze-v2", "algo": "bc", "intent": "manager", "seed": 3}
+    antmaze_progress.save_paths(tmp_path / "bc_manager_seed3.npz", result, recorder, k=8)
+    run = antmaze_paths_figure.load_paths(tmp_path / "bc_manager_seed3.npz")
+    assert [run[key] for key in ("env", "algo", "intent", "seed", "k")] == ["antmaze-umaze-v2", "bc", "manager", 3, 8]
+    assert run["positions"].tolist() == [[0.0, 0.0], [4.0, 0.0], [0.0, 0.0]] and run["episode"].tolist() == [0, 0, 1]
+    assert run["subgoals"].tolist() == [[1.0, 1.0], [5.0, 1.0], [2.0, 2.0]]
+    assert run["goals"] == pytest.approx(recorder.goals) and run["success"].tolist() == [True, False]
+    assert antmaze_paths_figure.episode_steps(run, 1).tolist() == [2]
+    with pytest.raises(ValueError, match="episode 5 was not recorded"):
+        antmaze_paths_figure.episode_steps(run, 5)
+
+    without = antmaze_progress.PositionRecorder(CountingPolicy(), episodes=1)  # no Manager: no subgoals saved
+    without.paths = [[np.array([0.0, 0.0])]]
+    antmaze_progress.save_paths(tmp_path / "bc_none_seed3.npz", {**result, "intent": "none"}, without)
+    assert antmaze_paths_figure.load_paths(tmp_path / "bc_none_seed3.npz")["subgoals"].shape == (0, 2)
+
+    out = tmp_path / "figure.png"
+    assert antmaze_paths_figure.main([str(tmp_path / "bc_none_seed3.npz"), str(tmp_path / "bc_manager_seed3.npz"),
+                                      "--out", str(out)]) == 0
+    image = plt.imread(out)  # (height, width, channels): two panels side by side
+    assert image.shape[1] > 1.8 * image.shape[0]
