@@ -6,7 +6,10 @@ in green ahead of it). This draws the same from the files `antmaze_progress.py -
 one panel per file, the evaluation map's walls, every episode's path as a faint line, one episode
 highlighted (default: episode 0, the first of the run's own final evaluation, so not a chosen one)
 with its start and goal and, for a run whose Manager has a decoder, the positions its intents decode
-to (decode(encode(s) + g), x and y) at every k-th step, in green.
+to (decode(encode(s) + g), x and y) at every k-th step, in green. Over all recorded steps it also
+counts (printed as JSON and in each panel's title) how often the ant's position k steps later lies in
+a cell nearer the goal on the maze's BFS than its own, as near, or farther, and for such runs the same
+for the decoded intents (and how often they lie in a wall).
 
     R=runs/antmaze-large-play-v2/bc
     python benchmarks/antmaze_progress.py $R/none/seed0 $R/manager/seed0 --episodes 100 --paths paths
@@ -15,6 +18,7 @@ to (decode(encode(s) + g), x and y) at every k-th step, in green.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -26,10 +30,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common.atomic import atomic_path  # noqa: E402
-from tasks.antmaze import ANTMAZE_TASKS  # noqa: E402
-from tasks.antmaze.layouts import maze_maps  # noqa: E402
+from intent_direction import AntMazeGoal  # noqa: E402
 
 DEFAULT_K = 8  # the paper's Manager timescale, for files written without one
 
@@ -53,8 +57,43 @@ def episode_steps(run: dict, episode: int) -> np.ndarray:
     return steps
 
 
+def fraction(mask: np.ndarray) -> float:
+    return float(mask.mean()) if len(mask) else float("nan")  # nan: no steps to count
+
+
+def bfs_cells(maze: AntMazeGoal, xy: np.ndarray) -> np.ndarray:
+    """(steps, 2) positions -> (steps,) BFS cells to the goal cell from the cell of the wall geometry
+    each lies in (MazeMap.containing_cell: where a position physically is); walls: one past the longest."""
+    unreachable = max(maze.distance.values()) + 1
+    return np.array([maze.distance.get(maze.map.containing_cell(p), unreachable) for p in xy])
+
+
+def cell_directions(maze: AntMazeGoal, here: np.ndarray, there: np.ndarray) -> dict:
+    """From positions `here` to positions `there` (each (steps, 2)): the fraction of steps where
+    `there` lies in a wall and, of the others, where its cell is nearer the goal cell on the BFS than
+    `here`'s, as near, or farther."""
+    before, after = bfs_cells(maze, here), bfs_cells(maze, there)  # (steps,) each
+    wall = max(maze.distance.values()) + 1
+    in_wall = after == wall
+    change = (after - before)[~in_wall & (before < wall)]  # < 0: nearer the goal
+    return {"steps": len(after), "in_wall": fraction(in_wall), "nearer": fraction(change < 0),
+            "same": fraction(change == 0), "farther": fraction(change > 0)}
+
+
+def directions(run: dict) -> dict:
+    """Where the Manager's decoded intents point from each recorded step (`intents`, None without
+    subgoals), and for comparison where the ant itself is k steps later in the same episode (`moves`)."""
+    maze = AntMazeGoal(run["env"])
+    k = run["k"] or DEFAULT_K
+    episode = run["episode"]
+    starts = np.flatnonzero(episode[k:] == episode[:-k])  # steps t whose step t + k is in the same episode
+    moves = cell_directions(maze, run["positions"][starts], run["positions"][starts + k])
+    intents = cell_directions(maze, run["positions"], run["subgoals"]) if len(run["subgoals"]) else None
+    return {"k": k, "moves": moves, "intents": intents}
+
+
 def draw_walls(ax, env: str) -> None:
-    maze = maze_maps(ANTMAZE_TASKS[env][0].maze)[1]  # the evaluation env's map
+    maze = AntMazeGoal(env).map  # the evaluation env's map
     half = maze.scaling / 2
     for cell in maze.wall_cells():
         x, y = maze.cell_center(cell)
@@ -82,9 +121,15 @@ def draw_run(ax, run: dict, episode: int) -> None:
     ax.scatter(*xy[0], color="tab:blue", s=40, zorder=4, label="start")
     ax.scatter(*run["goals"][episode], color="gold", edgecolor="black", marker="*", s=160, zorder=4, label="goal")
     outcome = "reached the goal" if run["success"][episode] else "did not reach the goal"
-    ax.set_title(f"{run['algo']}, intents: {run['intent']}, seed {run['seed']}\n"
-                 f"success {run['success'].mean():.2f} over {len(run['goals'])} episodes; episode {episode} {outcome}",
-                 fontsize=9)
+    title = (f"{run['algo']}, intents: {run['intent']}, seed {run['seed']}\n"
+             f"success {run['success'].mean():.2f} over {len(run['goals'])} episodes; episode {episode} {outcome}")
+    where = directions(run)
+    title += (f"\n{where['k']}-step moves: {where['moves']['nearer']:.0%} to a cell nearer the goal, "
+              f"{where['moves']['farther']:.0%} farther")
+    if where["intents"]:
+        title += (f"\ndecoded intents: {where['intents']['nearer']:.0%} nearer, {where['intents']['farther']:.0%} "
+                  f"farther, {where['intents']['in_wall']:.0%} in walls")
+    ax.set_title(title, fontsize=9)
     ax.set_xlabel("x (m)")
     ax.set_ylabel("y (m)")
     ax.legend(loc="lower right", fontsize=7)
@@ -107,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="antmaze_paths.png", help="the figure file (png, pdf, svg)")
     args = parser.parse_args(argv)
     runs = [load_paths(path) for path in args.paths]
+    for path, run in zip(args.paths, runs):
+        print(json.dumps({"paths": str(path), "success_rate": float(run["success"].mean()),
+                          **directions(run)}))
     draw_figure(runs, args.episode, args.out)
     print(f"wrote {args.out}")
     return 0

@@ -130,6 +130,21 @@ def test_recorder_records_where_each_steps_intent_points_beside_the_position():
     assert [s.tolist() for s in recorder.subgoals[1]] == [[31.0, 41.0]]
 
 
+def test_moves_compare_each_step_with_the_same_episodes_position_k_steps_later():
+    # umaze: (0, 0) is 6 BFS cells from the goal cell, (4, 0) 5, (8, 0) 4; two episodes, k = 2
+    run = {"env": "antmaze-umaze-v2", "k": 2, "subgoals": np.zeros((0, 2)), "episode": np.array([0, 0, 0, 1, 1, 1]),
+           "positions": np.array([[0.0, 0.0], [4.0, 0.0], [8.0, 0.0], [8.0, 0.0], [0.0, 0.0], [0.0, 0.0]])}
+    moves = antmaze_paths_figure.directions(run)["moves"]  # pairs (0 -> 8 m: nearer) and (8 -> 0 m: farther)
+    assert moves == {"steps": 2, "in_wall": 0.0, "nearer": 0.5, "same": 0.0, "farther": 0.5}
+
+
+def test_containing_cell_follows_the_wall_boxes_not_d4rls_shifted_index():
+    umaze = antmaze_progress.AntMazeGoal("antmaze-umaze-v2").map  # cell (i, j) centred at (4 j - 4, 4 i - 4)
+    assert umaze.containing_cell((1.9, 0.0)) == (1, 1) and umaze.containing_cell((2.1, 0.0)) == (1, 2)
+    assert umaze.xy_to_rowcol((1.9, 0.0)) == umaze.xy_to_rowcol((2.1, 0.0)) == (1, 1)  # D4RL's index: half a cell off
+    assert umaze.containing_cell((0.0, 4.5)) == (2, 1) and not umaze.is_free((2, 1))  # inside the U's middle wall
+
+
 class LinearManager:
     """encode: the first two observation entries doubled; decode: a latent z -> observation (z / 2, 7)."""
 
@@ -151,7 +166,7 @@ def test_decoded_subgoals_are_the_positions_of_decode_of_encode_plus_intent():
 def test_paths_file_round_trips_and_draws_one_panel_per_run(tmp_path):
     recorder = antmaze_progress.PositionRecorder(CountingPolicy(), episodes=2)
     recorder.paths = [[np.array([0.0, 0.0]), np.array([4.0, 0.0])], [np.array([0.0, 0.0])]]
-    recorder.subgoals = [[np.array([1.0, 1.0]), np.array([5.0, 1.0])], [np.array([2.0, 2.0])]]
+    recorder.subgoals = [[np.array([4.0, 0.5]), np.array([5.0, 1.0])], [np.array([0.0, 4.5])]]
     recorder.goals = np.array([[0.5, 8.5], [0.7, 8.2]])
     recorder.success = np.array([True, False])
     result = {"env": "antmaze-umaze-v2", "algo": "bc", "intent": "manager", "seed": 3}
@@ -159,7 +174,13 @@ def test_paths_file_round_trips_and_draws_one_panel_per_run(tmp_path):
     run = antmaze_paths_figure.load_paths(tmp_path / "bc_manager_seed3.npz")
     assert [run[key] for key in ("env", "algo", "intent", "seed", "k")] == ["antmaze-umaze-v2", "bc", "manager", 3, 8]
     assert run["positions"].tolist() == [[0.0, 0.0], [4.0, 0.0], [0.0, 0.0]] and run["episode"].tolist() == [0, 0, 1]
-    assert run["subgoals"].tolist() == [[1.0, 1.0], [5.0, 1.0], [2.0, 2.0]]
+    assert run["subgoals"].tolist() == [[4.0, 0.5], [5.0, 1.0], [0.0, 4.5]]
+    # umaze, 4 m cells centred on (4 j - 4, 4 i - 4): the ant at (0, 0) is 6 BFS cells from the goal cell,
+    # its subgoal (4, 0.5) 5 (nearer); at (4, 0) it is 5 cells away and so is (5, 1) (as near);
+    # (0, 4.5) is inside the U's middle wall, cell (2, 1)
+    where = antmaze_paths_figure.directions(run)
+    assert where["intents"] == {"steps": 3, "in_wall": pytest.approx(1 / 3), "nearer": 0.5, "same": 0.5, "farther": 0.0}
+    assert where["k"] == 8 and where["moves"]["steps"] == 0  # no episode is longer than 8 steps
     assert run["goals"] == pytest.approx(recorder.goals) and run["success"].tolist() == [True, False]
     assert antmaze_paths_figure.episode_steps(run, 1).tolist() == [2]
     with pytest.raises(ValueError, match="episode 5 was not recorded"):
@@ -168,7 +189,8 @@ def test_paths_file_round_trips_and_draws_one_panel_per_run(tmp_path):
     without = antmaze_progress.PositionRecorder(CountingPolicy(), episodes=1)  # no Manager: no subgoals saved
     without.paths = [[np.array([0.0, 0.0])]]
     antmaze_progress.save_paths(tmp_path / "bc_none_seed3.npz", {**result, "intent": "none"}, without)
-    assert antmaze_paths_figure.load_paths(tmp_path / "bc_none_seed3.npz")["subgoals"].shape == (0, 2)
+    no_subgoals = antmaze_paths_figure.load_paths(tmp_path / "bc_none_seed3.npz")
+    assert no_subgoals["subgoals"].shape == (0, 2) and antmaze_paths_figure.directions(no_subgoals)["intents"] is None
 
     out = tmp_path / "figure.png"
     assert antmaze_paths_figure.main([str(tmp_path / "bc_none_seed3.npz"), str(tmp_path / "bc_manager_seed3.npz"),

@@ -213,6 +213,13 @@ class MazeMap:
         x, y = max(float(xy[0]), 1e-4), max(float(xy[1]), 1e-4)
         return int(1 + y / s), int(1 + x / s)
 
+    def containing_cell(self, xy) -> tuple[int, int]:
+        """The cell whose box in the wall geometry (centred on cell_center) holds the position: where
+        the ant physically is, unlike xy_to_rowcol's index, which is half a cell off."""
+        tx, ty = self.torso_offset
+        s = self.scaling
+        return int(np.floor((xy[1] + ty) / s + 0.5)), int(np.floor((xy[0] + tx) / s + 0.5))
+
     def rowcol_to_xy(self, cell, rng: np.random.Generator | None = None) -> np.ndarray:
         """D4RL's _rowcol_to_xy; with `rng` its add_random_noise=True (+U(0, s/4) per axis)."""
         s = self.scaling
