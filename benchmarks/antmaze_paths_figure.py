@@ -104,7 +104,7 @@ def draw_walls(ax, env: str) -> None:
     ax.set_aspect("equal")
 
 
-def draw_run(ax, run: dict, episode: int) -> None:
+def draw_run(ax, run: dict, heading: dict, episode: int) -> None:
     """One panel: walls, every episode faint, `episode` highlighted with its start, goal and subgoals."""
     draw_walls(ax, run["env"])
     for other in np.unique(run["episode"]):
@@ -123,26 +123,52 @@ def draw_run(ax, run: dict, episode: int) -> None:
     outcome = "reached the goal" if run["success"][episode] else "did not reach the goal"
     title = (f"{run['algo']}, intents: {run['intent']}, seed {run['seed']}\n"
              f"success {run['success'].mean():.2f} over {len(run['goals'])} episodes; episode {episode} {outcome}")
-    where = directions(run)
-    title += (f"\n{where['k']}-step moves: {where['moves']['nearer']:.0%} to a cell nearer the goal, "
-              f"{where['moves']['farther']:.0%} farther")
-    if where["intents"]:
-        title += (f"\ndecoded intents: {where['intents']['nearer']:.0%} nearer, {where['intents']['farther']:.0%} "
-                  f"farther, {where['intents']['in_wall']:.0%} in walls")
+    title += (f"\n{heading['k']}-step moves: {heading['moves']['nearer']:.0%} to a cell nearer the goal, "
+              f"{heading['moves']['farther']:.0%} farther")
+    if heading["intents"]:
+        title += (f"\ndecoded intents: {heading['intents']['nearer']:.0%} nearer, {heading['intents']['farther']:.0%} "
+                  f"farther, {heading['intents']['in_wall']:.0%} in walls")
     ax.set_title(title, fontsize=9)
     ax.set_xlabel("x (m)")
     ax.set_ylabel("y (m)")
     ax.legend(loc="lower right", fontsize=7)
 
 
-def draw_figure(runs: list[dict], episode: int, out: str | Path) -> None:
+def draw_figure(runs: list[dict], headings: list[dict], episode: int, out: str | Path) -> None:
     fig, axes = plt.subplots(1, len(runs), figsize=(5.5 * len(runs), 5.0), squeeze=False)
-    for ax, run in zip(axes[0], runs):
-        draw_run(ax, run, episode)
+    for ax, run, heading in zip(axes[0], runs, headings):
+        draw_run(ax, run, heading, episode)
     fig.tight_layout()
     with atomic_path(out) as tmp:
         fig.savefig(tmp, format=Path(out).suffix.lstrip(".") or "png", dpi=130)
     plt.close(fig)
+
+
+def directions_table(runs: list[dict], headings: list[dict]) -> str:
+    """Markdown: per env, worker and intent arm, mean +- sample std over seeds of each run's success
+    rate and of the fractions of steps whose k-step move and whose decoded intent lead nearer / farther."""
+    arms: dict[tuple[str, str, str], list[tuple[dict, dict]]] = {}
+    for run, heading in zip(runs, headings):
+        arms.setdefault((run["env"], run["algo"], run["intent"]), []).append((run, heading))
+    columns = [("moves", "nearer"), ("moves", "farther"), ("intents", "nearer"), ("intents", "farther"),
+               ("intents", "in_wall")]
+    lines = ["| env | worker | intents | seeds | success | k-step moves nearer | k-step moves farther | "
+             "decoded intents nearer | decoded intents farther | decoded intents in walls |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+
+    def mean_std(values: list[float]) -> str:
+        if not values:
+            return ""
+        spread = np.std(values, ddof=1) if len(values) > 1 else 0.0
+        return f"{np.mean(values):.3f} ± {spread:.3f}"
+
+    intent_order = {"none": 0, "manager": 1, "random": 2}
+    for (env, algo, intent), members in sorted(arms.items(), key=lambda a: (a[0][:2], intent_order.get(a[0][2], 3))):
+        cells = [mean_std([float(run["success"].mean()) for run, _ in members])]
+        cells += [mean_std([heading[part][key] for _, heading in members if heading[part]]) for part, key in columns]
+        seeds = ",".join(str(run["seed"]) for run, _ in sorted(members, key=lambda m: m[0]["seed"]))
+        lines.append(f"| {env} | {algo} | {intent} | {seeds} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -150,13 +176,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("paths", nargs="+", help="npz files written by antmaze_progress.py --paths, one panel each")
     parser.add_argument("--episode", type=int, default=0, help="the episode to highlight in every panel")
     parser.add_argument("--out", default="antmaze_paths.png", help="the figure file (png, pdf, svg)")
+    parser.add_argument("--table-only", action="store_true",
+                        help="print the counts and their table (per arm over seeds), draw no figure")
     args = parser.parse_args(argv)
     runs = [load_paths(path) for path in args.paths]
-    for path, run in zip(args.paths, runs):
-        print(json.dumps({"paths": str(path), "success_rate": float(run["success"].mean()),
-                          **directions(run)}))
-    draw_figure(runs, args.episode, args.out)
-    print(f"wrote {args.out}")
+    headings = [directions(run) for run in runs]
+    for path, run, heading in zip(args.paths, runs, headings):
+        print(json.dumps({"paths": str(path), "success_rate": float(run["success"].mean()), **heading}))
+    print(directions_table(runs, headings))
+    if not args.table_only:
+        draw_figure(runs, headings, args.episode, args.out)
+        print(f"wrote {args.out}")
     return 0
 
 

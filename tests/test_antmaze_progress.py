@@ -197,3 +197,10 @@ def test_paths_file_round_trips_and_draws_one_panel_per_run(tmp_path):
                                       "--out", str(out)]) == 0
     image = plt.imread(out)  # (height, width, channels): two panels side by side
     assert image.shape[1] > 1.8 * image.shape[0]
+
+    runs = [antmaze_paths_figure.load_paths(tmp_path / name) for name in ("bc_none_seed3.npz", "bc_manager_seed3.npz")]
+    lines = antmaze_paths_figure.directions_table(runs, [antmaze_paths_figure.directions(r) for r in runs]).splitlines()
+    assert len(lines) == 4 and "decoded intents nearer" in lines[0]
+    assert lines[2].split(" | ")[2:5] == ["none", "3", "0.000 ± 0.000"]  # one seed: no spread; no intents: blank
+    assert lines[2].endswith("|  |  |  |") and lines[3].split(" | ")[7:10] == ["0.500 ± 0.000", "0.000 ± 0.000",
+                                                                               "0.333 ± 0.000 |"]
