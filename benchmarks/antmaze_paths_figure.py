@@ -9,7 +9,8 @@ with its start and goal and, for a run whose Manager has a decoder, the position
 to (decode(encode(s) + g), x and y) at every k-th step, in green. Over all recorded steps it also
 counts (printed as JSON and in each panel's title) how often the ant's position k steps later lies in
 a cell nearer the goal on the maze's BFS than its own, as near, or farther, and for such runs the same
-for the decoded intents (and how often they lie in a wall).
+for the decoded intents (and how often they lie in a wall) and, as the control for the decoder's own
+bias, for the decoded state itself, decode(encode(s)).
 
     R=runs/antmaze-large-play-v2/bc
     python benchmarks/antmaze_progress.py $R/none/seed0 $R/manager/seed0 --episodes 100 --paths paths
@@ -42,6 +43,7 @@ def load_paths(path: str | Path) -> dict:
     """An `antmaze_progress.save_paths` file as a dict of arrays (env, algo, intent as str; seed, k as int)."""
     with np.load(path, allow_pickle=False) as data:
         run = {key: data[key] for key in data.files}
+    run.setdefault("reconstructions", np.zeros((0, 2), np.float32))  # files written before it was kept
     for key in ("env", "algo", "intent"):
         run[key] = str(run[key])
     run["seed"], run["k"] = int(run["seed"]), int(run["k"])
@@ -82,14 +84,17 @@ def cell_directions(maze: AntMazeGoal, here: np.ndarray, there: np.ndarray) -> d
 
 def directions(run: dict) -> dict:
     """Where the Manager's decoded intents point from each recorded step (`intents`, None without
-    subgoals), and for comparison where the ant itself is k steps later in the same episode (`moves`)."""
+    subgoals), and for comparison where the ant itself is k steps later in the same episode (`moves`)
+    and where the decoder puts the state itself, decode(encode(s)) (`reconstructions`: how much of
+    the intents' lead is the decoder's own bias; None without)."""
     maze = AntMazeGoal(run["env"])
     k = run["k"] or DEFAULT_K
     episode = run["episode"]
     starts = np.flatnonzero(episode[k:] == episode[:-k])  # steps t whose step t + k is in the same episode
     moves = cell_directions(maze, run["positions"][starts], run["positions"][starts + k])
     intents = cell_directions(maze, run["positions"], run["subgoals"]) if len(run["subgoals"]) else None
-    return {"k": k, "moves": moves, "intents": intents}
+    decoder = cell_directions(maze, run["positions"], run["reconstructions"]) if len(run["reconstructions"]) else None
+    return {"k": k, "moves": moves, "intents": intents, "reconstructions": decoder}
 
 
 def draw_walls(ax, env: str) -> None:
@@ -128,6 +133,9 @@ def draw_run(ax, run: dict, heading: dict, episode: int) -> None:
     if heading["intents"]:
         title += (f"\ndecoded intents: {heading['intents']['nearer']:.0%} nearer, {heading['intents']['farther']:.0%} "
                   f"farther, {heading['intents']['in_wall']:.0%} in walls")
+    if heading["reconstructions"]:
+        title += (f"\n(decoded states: {heading['reconstructions']['nearer']:.0%} nearer, "
+                  f"{heading['reconstructions']['farther']:.0%} farther)")
     ax.set_title(title, fontsize=9)
     ax.set_xlabel("x (m)")
     ax.set_ylabel("y (m)")
@@ -151,10 +159,11 @@ def directions_table(runs: list[dict], headings: list[dict]) -> str:
     for run, heading in zip(runs, headings):
         arms.setdefault((run["env"], run["algo"], run["intent"]), []).append((run, heading))
     columns = [("moves", "nearer"), ("moves", "farther"), ("intents", "nearer"), ("intents", "farther"),
-               ("intents", "in_wall")]
+               ("intents", "in_wall"), ("reconstructions", "nearer"), ("reconstructions", "farther")]
     lines = ["| env | worker | intents | seeds | success | k-step moves nearer | k-step moves farther | "
-             "decoded intents nearer | decoded intents farther | decoded intents in walls |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "decoded intents nearer | decoded intents farther | decoded intents in walls | "
+             "decoded states nearer | decoded states farther |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
 
     def mean_std(values: list[float]) -> str:
         if not values:

@@ -57,15 +57,16 @@ NEAR_GOAL_CELLS = 2  # the table counts episodes whose closest approach is withi
 
 class PositionRecorder:
     """A batch policy around another: records each row's x, y (obs[:, :2]) before every action
-    until the row's first reward (antmaze: reward 1 = success = the episode ends). With `subgoal`
-    ((N, D) observations -> (N, 2) positions), also where each step's intent points."""
+    until the row's first reward (antmaze: reward 1 = success = the episode ends). With `decode`
+    ((N, D) observations -> (N, 2, 2) positions: where each row's intent points, and where the
+    decoder puts the row's own state), records those too."""
 
-    def __init__(self, policy, episodes: int, subgoal=None):
+    def __init__(self, policy, episodes: int, decode=None):
         self.policy = policy
         self.episodes = episodes
-        self.subgoal = subgoal
+        self.decode = decode
         self.paths: list[list[np.ndarray]] = [[] for _ in range(episodes)]  # per episode: (2,) positions
-        self.subgoals: list[list[np.ndarray]] = [[] for _ in range(episodes)]  # the same steps' (2,) subgoals
+        self.decoded: list[list[np.ndarray]] = [[] for _ in range(episodes)]  # the same steps' (2, 2) decodings
         self.goals = np.zeros((episodes, 2))
         self.success = np.zeros(episodes, bool)
         self.ids = np.zeros(0, int)
@@ -89,35 +90,37 @@ class PositionRecorder:
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         rows = np.flatnonzero(self.alive)
-        targets = np.asarray(self.subgoal(obs[rows]), dtype=np.float64) if self.subgoal and len(rows) else None
+        decoded = np.asarray(self.decode(obs[rows]), dtype=np.float64) if self.decode and len(rows) else None
         for i, row in enumerate(rows):
             self.paths[self.ids[row]].append(np.asarray(obs[row, :2], dtype=np.float64))
-            if targets is not None:
-                self.subgoals[self.ids[row]].append(targets[i])
+            if decoded is not None:
+                self.decoded[self.ids[row]].append(decoded[i])
         return self.policy(obs)
 
 
-def decoded_subgoals(manager, obs_dim: int):
-    """(N, obs_dim + d) observations with the Manager's intents appended -> (N, 2): the x, y of
-    decode(encode(s) + g), where the intent points (about k steps on; paper Figure 2)."""
-    def subgoal(obs: np.ndarray) -> np.ndarray:
+def decoded_positions(manager, obs_dim: int):
+    """(N, obs_dim + d) observations with the Manager's intents appended -> (N, 2, 2): the x, y of
+    decode(encode(s) + g), where the intent points (about k steps on; paper Figure 2), and of
+    decode(encode(s)), where the decoder puts the state itself (its own error, the control)."""
+    def decode(obs: np.ndarray) -> np.ndarray:
         intent = torch.as_tensor(obs[:, obs_dim:], dtype=torch.float32, device=manager.device)  # (N, d)
         with torch.no_grad():
-            return manager.decode(manager.encode(obs[:, :obs_dim]) + intent)[:, :2].cpu().numpy()
-    return subgoal
+            z = manager.encode(obs[:, :obs_dim])  # (N, d)
+            return torch.stack([manager.decode(z + intent)[:, :2], manager.decode(z)[:, :2]], dim=1).cpu().numpy()
+    return decode
 
 
 def save_paths(path: str | Path, result: dict, recorder: PositionRecorder, k: int = 0) -> None:
     """One run's episodes as flat arrays (npz, no pickles): positions (steps, 2) and the episode
-    each step belongs to, the subgoals of the same steps (or none), goals, success, the run, and
-    the Manager's k (0 without one)."""
+    each step belongs to; for the same steps the subgoals and the decoder's reconstructions (each
+    (steps, 2), or (0, 2) without a decoder); goals, success, the run, and the Manager's k (0 without one)."""
     episode = np.concatenate([np.full(len(p), i) for i, p in enumerate(recorder.paths)])  # (steps,)
     positions = np.concatenate([np.reshape(p, (-1, 2)) for p in recorder.paths])  # (steps, 2)
-    has_subgoals = any(len(s) for s in recorder.subgoals)
-    subgoals = np.concatenate([np.reshape(s, (-1, 2)) for s in recorder.subgoals]) if has_subgoals else np.zeros((0, 2))
+    decoded = np.concatenate([np.reshape(d, (-1, 2, 2)) for d in recorder.decoded])  # (steps or 0, 2, 2)
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez_compressed(f, positions=positions.astype(np.float32), episode=episode.astype(np.int32),
-                            subgoals=subgoals.astype(np.float32), goals=recorder.goals.astype(np.float32),
+                            subgoals=decoded[:, 0].astype(np.float32), reconstructions=decoded[:, 1].astype(np.float32),
+                            goals=recorder.goals.astype(np.float32),
                             success=recorder.success, env=np.array(result["env"]), algo=np.array(result["algo"]),
                             intent=np.array(result["intent"]), seed=np.array(result["seed"]), k=np.array(k))
 
@@ -147,9 +150,9 @@ def replay_final_evaluation(run_dir: Path, episodes: int | None, device: torch.d
     algo = module.build_algo(cfg, *env_dims(envs), device)
     algo.load_state_dict(state["algo"])
     manager = getattr(source, "manager", None)
-    subgoal = decoded_subgoals(manager, task.obs_dim) if paths_dir and getattr(manager, "decoder", None) else None
+    decode = decoded_positions(manager, task.obs_dim) if paths_dir and getattr(manager, "decoder", None) else None
     policy = PositionRecorder(NormalizedPolicy(algo, state["obs_mean"].numpy(), state["obs_std"].numpy(), device),
-                              episodes, subgoal)
+                              episodes, decode)
     returns = evaluation_returns(cfg.env, source, policy, envs, episodes, cfg.seed)  # as WorkerRun.evaluate
     envs.close()
 

@@ -117,22 +117,26 @@ def test_pooled_gain_pairs_each_worker_and_seed_with_its_own_baseline():
 
 
 def test_recorder_records_where_each_steps_intent_points_beside_the_position():
-    recorder = antmaze_progress.PositionRecorder(CountingPolicy(), episodes=2, subgoal=lambda obs: obs[:, 2:4] + 1.0)
+    def decode(obs):  # (N, 2, 2): the "subgoal" obs[:, 2:4] + 1 and the "reconstruction" obs[:, 2:4] - 1
+        return np.stack([obs[:, 2:4] + 1.0, obs[:, 2:4] - 1.0], axis=1)
+
+    recorder = antmaze_progress.PositionRecorder(CountingPolicy(), episodes=2, decode=decode)
     recorder.reset(np.array([0, 1]))
     obs = np.zeros((2, 31), np.float32)
     obs[:, :4] = [[1.0, 2.0, 10.0, 20.0], [3.0, 4.0, 30.0, 40.0]]
     recorder(obs)
-    recorder.observe(np.array([0.0, 1.0]))  # episode 1 ends: its row is no longer asked for subgoals
+    recorder.observe(np.array([0.0, 1.0]))  # episode 1 ends: its row is no longer decoded
     obs[0, :4] = [5.0, 6.0, 50.0, 60.0]
     recorder(obs)
     assert [p.tolist() for p in recorder.paths[0]] == [[1.0, 2.0], [5.0, 6.0]]
-    assert [s.tolist() for s in recorder.subgoals[0]] == [[11.0, 21.0], [51.0, 61.0]]
-    assert [s.tolist() for s in recorder.subgoals[1]] == [[31.0, 41.0]]
+    assert [d.tolist() for d in recorder.decoded[0]] == [[[11.0, 21.0], [9.0, 19.0]], [[51.0, 61.0], [49.0, 59.0]]]
+    assert [d.tolist() for d in recorder.decoded[1]] == [[[31.0, 41.0], [29.0, 39.0]]]
 
 
 def test_moves_compare_each_step_with_the_same_episodes_position_k_steps_later():
     # umaze: (0, 0) is 6 BFS cells from the goal cell, (4, 0) 5, (8, 0) 4; two episodes, k = 2
-    run = {"env": "antmaze-umaze-v2", "k": 2, "subgoals": np.zeros((0, 2)), "episode": np.array([0, 0, 0, 1, 1, 1]),
+    run = {"env": "antmaze-umaze-v2", "k": 2, "subgoals": np.zeros((0, 2)), "reconstructions": np.zeros((0, 2)),
+           "episode": np.array([0, 0, 0, 1, 1, 1]),
            "positions": np.array([[0.0, 0.0], [4.0, 0.0], [8.0, 0.0], [8.0, 0.0], [0.0, 0.0], [0.0, 0.0]])}
     moves = antmaze_paths_figure.directions(run)["moves"]  # pairs (0 -> 8 m: nearer) and (8 -> 0 m: farther)
     assert moves == {"steps": 2, "in_wall": 0.0, "nearer": 0.5, "same": 0.0, "farther": 0.5}
@@ -157,16 +161,18 @@ class LinearManager:
         return torch.cat([z / 2.0, torch.full((len(z), 1), 7.0)], dim=1)
 
 
-def test_decoded_subgoals_are_the_positions_of_decode_of_encode_plus_intent():
+def test_decoded_positions_are_decode_of_encode_plus_intent_and_of_encode_alone():
     obs = np.array([[1.0, 2.0, 0.5, -4.0, 0.2, 0.6]])  # obs_dim 4, then the intent g = (0.2, 0.6)
-    subgoal = antmaze_progress.decoded_subgoals(LinearManager(), obs_dim=4)(obs)
-    assert subgoal == pytest.approx(np.array([[1.0 + 0.1, 2.0 + 0.3]]))  # (2 s + g) / 2
+    decoded = antmaze_progress.decoded_positions(LinearManager(), obs_dim=4)(obs)  # (1, 2, 2)
+    assert decoded[:, 0] == pytest.approx(np.array([[1.0 + 0.1, 2.0 + 0.3]]))  # (2 s + g) / 2
+    assert decoded[:, 1] == pytest.approx(np.array([[1.0, 2.0]]))  # 2 s / 2: this decoder reconstructs exactly
 
 
 def test_paths_file_round_trips_and_draws_one_panel_per_run(tmp_path):
     recorder = antmaze_progress.PositionRecorder(CountingPolicy(), episodes=2)
     recorder.paths = [[np.array([0.0, 0.0]), np.array([4.0, 0.0])], [np.array([0.0, 0.0])]]
-    recorder.subgoals = [[np.array([4.0, 0.5]), np.array([5.0, 1.0])], [np.array([0.0, 4.5])]]
+    recorder.decoded = [[np.array([[4.0, 0.5], [0.0, 0.0]]), np.array([[5.0, 1.0], [8.0, 0.0]])],
+                        [np.array([[0.0, 4.5], [0.0, 0.0]])]]  # (subgoal, reconstruction) per step
     recorder.goals = np.array([[0.5, 8.5], [0.7, 8.2]])
     recorder.success = np.array([True, False])
     result = {"env": "antmaze-umaze-v2", "algo": "bc", "intent": "manager", "seed": 3}
@@ -175,12 +181,16 @@ def test_paths_file_round_trips_and_draws_one_panel_per_run(tmp_path):
     assert [run[key] for key in ("env", "algo", "intent", "seed", "k")] == ["antmaze-umaze-v2", "bc", "manager", 3, 8]
     assert run["positions"].tolist() == [[0.0, 0.0], [4.0, 0.0], [0.0, 0.0]] and run["episode"].tolist() == [0, 0, 1]
     assert run["subgoals"].tolist() == [[4.0, 0.5], [5.0, 1.0], [0.0, 4.5]]
+    assert run["reconstructions"].tolist() == [[0.0, 0.0], [8.0, 0.0], [0.0, 0.0]]
     # umaze, 4 m cells centred on (4 j - 4, 4 i - 4): the ant at (0, 0) is 6 BFS cells from the goal cell,
     # its subgoal (4, 0.5) 5 (nearer); at (4, 0) it is 5 cells away and so is (5, 1) (as near);
     # (0, 4.5) is inside the U's middle wall, cell (2, 1)
     where = antmaze_paths_figure.directions(run)
     assert where["intents"] == {"steps": 3, "in_wall": pytest.approx(1 / 3), "nearer": 0.5, "same": 0.5, "farther": 0.0}
     assert where["k"] == 8 and where["moves"]["steps"] == 0  # no episode is longer than 8 steps
+    # the decoder puts the ant at (4, 0) 4 m ahead, in the cell at 4 BFS cells: one of three nearer
+    assert where["reconstructions"] == {"steps": 3, "in_wall": 0.0, "nearer": pytest.approx(1 / 3),
+                                        "same": pytest.approx(2 / 3), "farther": 0.0}
     assert run["goals"] == pytest.approx(recorder.goals) and run["success"].tolist() == [True, False]
     assert antmaze_paths_figure.episode_steps(run, 1).tolist() == [2]
     with pytest.raises(ValueError, match="episode 5 was not recorded"):
@@ -190,7 +200,8 @@ def test_paths_file_round_trips_and_draws_one_panel_per_run(tmp_path):
     without.paths = [[np.array([0.0, 0.0])]]
     antmaze_progress.save_paths(tmp_path / "bc_none_seed3.npz", {**result, "intent": "none"}, without)
     no_subgoals = antmaze_paths_figure.load_paths(tmp_path / "bc_none_seed3.npz")
-    assert no_subgoals["subgoals"].shape == (0, 2) and antmaze_paths_figure.directions(no_subgoals)["intents"] is None
+    assert no_subgoals["subgoals"].shape == no_subgoals["reconstructions"].shape == (0, 2)
+    assert antmaze_paths_figure.directions(no_subgoals)["intents"] is None
 
     out = tmp_path / "figure.png"
     assert antmaze_paths_figure.main([str(tmp_path / "bc_none_seed3.npz"), str(tmp_path / "bc_manager_seed3.npz"),
@@ -202,5 +213,6 @@ def test_paths_file_round_trips_and_draws_one_panel_per_run(tmp_path):
     lines = antmaze_paths_figure.directions_table(runs, [antmaze_paths_figure.directions(r) for r in runs]).splitlines()
     assert len(lines) == 4 and "decoded intents nearer" in lines[0]
     assert lines[2].split(" | ")[2:5] == ["none", "3", "0.000 ± 0.000"]  # one seed: no spread; no intents: blank
-    assert lines[2].endswith("|  |  |  |") and lines[3].split(" | ")[7:10] == ["0.500 ± 0.000", "0.000 ± 0.000",
-                                                                               "0.333 ± 0.000 |"]
+    assert lines[2].endswith("|  |  |  |  |  |")  # no intents, no decoder
+    assert lines[3].split(" | ")[7:12] == ["0.500 ± 0.000", "0.000 ± 0.000", "0.333 ± 0.000", "0.333 ± 0.000",
+                                           "0.000 ± 0.000 |"]
