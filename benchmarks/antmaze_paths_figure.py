@@ -63,21 +63,14 @@ def fraction(mask: np.ndarray) -> float:
     return float(mask.mean()) if len(mask) else float("nan")  # nan: no steps to count
 
 
-def bfs_cells(maze: AntMazeGoal, xy: np.ndarray) -> np.ndarray:
-    """(steps, 2) positions -> (steps,) BFS cells to the goal cell from the cell of the wall geometry
-    each lies in (MazeMap.containing_cell: where a position physically is); walls: one past the longest."""
-    unreachable = max(maze.distance.values()) + 1
-    return np.array([maze.distance.get(maze.map.containing_cell(p), unreachable) for p in xy])
-
-
 def cell_directions(maze: AntMazeGoal, here: np.ndarray, there: np.ndarray) -> dict:
-    """From positions `here` to positions `there` (each (steps, 2)): the fraction of steps where
-    `there` lies in a wall and, of the others, where its cell is nearer the goal cell on the BFS than
+    """From positions `here` to positions `there` (each (steps, 2)), in the cells of the wall geometry
+    (MazeMap.containing_cell: where a position physically is): the fraction of steps where `there`
+    lies in a wall and, of the others, where its cell is nearer the goal cell on the BFS than
     `here`'s, as near, or farther."""
-    before, after = bfs_cells(maze, here), bfs_cells(maze, there)  # (steps,) each
-    wall = max(maze.distance.values()) + 1
-    in_wall = after == wall
-    change = (after - before)[~in_wall & (before < wall)]  # < 0: nearer the goal
+    before, after = (maze.distances([maze.map.containing_cell(p) for p in xy]) for xy in (here, there))  # (steps,)
+    in_wall = after == maze.unreachable
+    change = (after - before)[~in_wall & (before < maze.unreachable)]  # < 0: nearer the goal
     return {"steps": len(after), "in_wall": fraction(in_wall), "nearer": fraction(change < 0),
             "same": fraction(change == 0), "farther": fraction(change > 0)}
 

@@ -102,6 +102,7 @@ class AntMazeGoal:
                              "diagnostic needs exactly one (D4RL's antmaze test maps each have one)")
         self.goal_cell = self.map.goal_cells[0]
         self.distance = self.map.shortest_path_lengths(self.goal_cell)  # {cell: BFS steps}
+        self.unreachable = max(self.distance.values()) + 1  # the distance given to walls and cut-off cells
 
     def cells(self, xy: np.ndarray) -> list[tuple[int, int]]:
         return [self.map.xy_to_rowcol(p) for p in xy]
@@ -114,10 +115,13 @@ class AntMazeGoal:
                      for cell in self.cells(xy)]
         return unit(np.array(waypoints) - xy)
 
+    def distances(self, cells) -> np.ndarray:
+        """(N,) BFS distance in cells from each cell to the goal cell (walls: self.unreachable)."""
+        return np.array([self.distance.get(cell, self.unreachable) for cell in cells], dtype=np.float64)
+
     def values(self, xy: np.ndarray) -> np.ndarray:
-        """(N,) minus the BFS distance in cells to the goal cell (unreachable: one past the longest)."""
-        unreachable = max(self.distance.values()) + 1
-        return -np.array([self.distance.get(cell, unreachable) for cell in self.cells(xy)], dtype=np.float64)
+        """(N,) minus the BFS distance in cells to the goal cell of D4RL's cell of each position."""
+        return -self.distances(self.cells(xy))
 
     def values_at_rest(self, manager: ManagerIntents) -> list[list] | None:
         return None  # an ant at rest needs joint angles and an orientation, not just a position
