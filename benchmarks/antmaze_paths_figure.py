@@ -43,6 +43,11 @@ def load_paths(path: str | Path) -> dict:
     """An `antmaze_progress.save_paths` file as a dict of arrays (env, algo, intent as str; seed, k as int)."""
     with np.load(path, allow_pickle=False) as data:
         run = {key: data[key] for key in data.files}
+    missing = sorted({"positions", "episode", "subgoals", "goals", "success", "env", "algo", "intent", "seed", "k"}
+                     - set(run))
+    if missing:
+        raise ValueError(f"{path} lacks {', '.join(missing)}: not a file of antmaze_progress.py --paths "
+                         "(replay the run with --paths DIR to write one)")
     run.setdefault("reconstructions", np.zeros((0, 2), np.float32))  # files written before it was kept
     for key in ("env", "algo", "intent"):
         run[key] = str(run[key])
@@ -181,6 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--table-only", action="store_true",
                         help="print the counts and their table (per arm over seeds), draw no figure")
     args = parser.parse_args(argv)
+    missing = [path for path in args.paths if not Path(path).is_file()]
+    if missing:
+        parser.error(f"no such file: {', '.join(missing)} (write them with antmaze_progress.py RUN ... --paths DIR)")
     runs = [load_paths(path) for path in args.paths]
     headings = [directions(run) for run in runs]
     for path, run, heading in zip(args.paths, runs, headings):

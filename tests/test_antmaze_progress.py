@@ -203,6 +203,12 @@ def test_paths_file_round_trips_and_draws_one_panel_per_run(tmp_path):
     assert no_subgoals["subgoals"].shape == no_subgoals["reconstructions"].shape == (0, 2)
     assert antmaze_paths_figure.directions(no_subgoals)["intents"] is None
 
+    np.savez(tmp_path / "other.npz", positions=np.zeros((1, 2)))
+    with pytest.raises(ValueError, match="lacks algo, env, episode"):
+        antmaze_paths_figure.load_paths(tmp_path / "other.npz")
+    with pytest.raises(SystemExit):  # argparse's error: the file is named, and how to write one
+        antmaze_paths_figure.main([str(tmp_path / "absent.npz")])
+
     out = tmp_path / "figure.png"
     assert antmaze_paths_figure.main([str(tmp_path / "bc_none_seed3.npz"), str(tmp_path / "bc_manager_seed3.npz"),
                                       "--out", str(out)]) == 0
