@@ -22,8 +22,8 @@ seeds) and the progress gain of each intent arm pooled over workers (paired by w
 `--out F` also writes every run's result with its per-episode lists to one JSON file, and `--table F`
 prints the tables of such a file again. Needs the run's Manager (intent=manager) where
 the run found it. `--paths DIR` also keeps every episode's positions (and, for a Manager with a
-decoder, the position each step's intent decodes to) in DIR/<algo>_<intent>_seed<k>.npz, the input
-of `antmaze_paths_figure.py` (the paper's Figure 2).
+decoder, where each step's intent decodes to and where the decoder puts the state itself) in
+DIR/<algo>_<intent>_seed<k>.npz, the input of `antmaze_paths_figure.py` (the paper's Figure 2).
 """
 from __future__ import annotations
 
@@ -283,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", help="torch device")
     parser.add_argument("--out", default=None, help="also write all results to this JSON file")
     parser.add_argument("--paths", default=None,
-                        help="also write each run's positions (and decoded intents) to DIR/<algo>_<intent>_seed<k>.npz "
+                        help="also write each run's positions (and decoded intents and states) to DIR/<algo>_<intent>_seed<k>.npz "
                              "for antmaze_paths_figure.py")
     parser.add_argument("--table", default=None,
                         help="print the tables of a results JSON written by --out (replays nothing)")
