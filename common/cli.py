@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import typing
-from typing import Any, Literal, TypeVar, get_args, get_origin
+from typing import Any, Callable, Literal, TypeVar, get_args, get_origin
 
 T = TypeVar("T")
 
@@ -24,6 +24,22 @@ def compile_kwargs(compile: bool, mode: str, flag: str = "--compile-mode") -> di
     if mode != "default" and not compile:
         raise ValueError(f"{flag} {mode} needs --compile (it chooses how the update is compiled)")
     return {} if mode == "default" else {"mode": mode}
+
+
+def dashed_flag(name: str) -> str:
+    """argparse's spelling of a field's option: log_every -> --log-every."""
+    return "--" + name.replace("_", "-")
+
+
+def check_minimums(cfg: Any, minimums: dict[str, float], flag: Callable[[str], str] = dashed_flag) -> None:
+    """Each field of `cfg` named in `minimums` is at least its minimum (None: unset, skipped), else a
+    ValueError naming the option and its least value, raised before any data is read or any step is
+    spent: a negative --steps would otherwise write a finished run of an untrained model, a zero
+    --log-every divide by zero. `flag`: how the caller's CLI spells a field's option."""
+    for name, minimum in minimums.items():
+        value = getattr(cfg, name)
+        if value is not None and value < minimum:
+            raise ValueError(f"{flag(name)} must be at least {minimum:g}, got {value:g}")
 
 
 def config_field(default: Any, help: str, positional: bool = False, choices: Any = None) -> Any:

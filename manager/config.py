@@ -13,6 +13,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from common.cli import check_minimums
 from common.cli import config_field as field
 
 
@@ -155,15 +156,22 @@ def apply_profile(cfg: AgentConfig, profile: str, explicit: frozenset[str] = fro
     return dataclasses.replace(cfg, **changes)
 
 
+# the least value of the agent's sizes and counts (set with --set NAME=VALUE)
+AGENT_MINIMUMS = {"latent_dim": 1, "enc_dim": 1, "mlp_dim": 1, "batch_size": 1, "horizon": 1, "k": 1,
+                  "num_pi_samples": 0, "num_random_samples": 0, "num_elites": 1, "mppi_iterations": 1,
+                  "target_update_every": 1, "std_decay_steps": 0, "num_categoricals": 0, "num_classes": 0}
+
+
 def validate(cfg: AgentConfig) -> None:
+    check_minimums(cfg, AGENT_MINIMUMS, flag=lambda name: f"{name} (--set {name}=N)")
     checks = [
         (cfg.mode in MODES, f"mode must be one of {list(MODES)}"),
         (cfg.bootstrap in ("mean", "sample"), "bootstrap must be 'mean' or 'sample'"),
         (cfg.critic_loss in ("td", "iql"), "critic_loss must be 'td' or 'iql'"),
         (cfg.policy_loss in ("iql", "tdmpc"), "policy_loss must be 'iql' or 'tdmpc'"),
-        (cfg.horizon >= 1 and cfg.k >= 1, "horizon and k must be >= 1"),
         (cfg.num_elites <= cfg.num_pi_samples + cfg.num_random_samples, "num_elites exceeds the samples"),
         ((cfg.mode == "manager") == (cfg.num_categoricals > 0), "discrete actions are for the manager only"),
+        (cfg.num_categoricals == 0 or cfg.num_classes >= 2, "a discrete action needs num_classes >= 2"),
     ]
     for ok, message in checks:
         if not ok:

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from common.checkpoint import load_checkpoint, save_atomic
-from common.cli import COMPILE_MODES, compile_kwargs
+from common.cli import COMPILE_MODES, check_minimums, compile_kwargs
 from common.cli import config_field as field
 from common.device import resolve_device, resolve_profile
 from common.machine import device_description
@@ -34,7 +34,7 @@ from common.run_dir import RunAlreadyComplete, RunDir
 from manager.agent import Agent
 from manager.checkpoint import config_to_dict, export_manager
 from manager.config import (PROFILE_EVAL_EPISODES, PROFILE_STEPS, AgentConfig, apply_profile, make_config,
-                            resolve_for_env)
+                            resolve_for_env, validate)
 from manager.data import SequenceBatch, SequenceSampler
 from manager.inference import LatentPlanner
 from manager.stacked import StackedAgents
@@ -78,6 +78,11 @@ class TrainConfig:
     progress: bool = field(True, "show a progress bar")
 
 
+# the least value of each count and limit (0: none / run to the end / no limit)
+TRAIN_MINIMUMS = {"steps": 1, "eval_episodes": 1, "eval_num_envs": 1, "log_every": 1, "checkpoint_every": 1,
+                  "snapshot_every": 0, "chunk_steps": 0, "time_limit_s": 0}
+
+
 @dataclass
 class ResolvedRun:
     train: TrainConfig
@@ -97,9 +102,11 @@ def resolve(train: TrainConfig, overrides: dict[str, Any] | None = None) -> Reso
     explicit = frozenset(overrides)
     cfg = make_config(train.mode, **overrides)
     cfg = resolve_for_env(apply_profile(cfg, profile, explicit), train.env, explicit)
+    validate(cfg)  # a bad --set fails here, before any data is read
     manager_steps, flat_steps = PROFILE_STEPS[profile]
     steps = train.steps if train.steps is not None else (manager_steps if train.mode == "manager" else flat_steps)
     compile_options(train)  # a --compile-mode without --compile fails here, before any data is read
+    check_minimums(train, TRAIN_MINIMUMS)
     if train.checkpoint_every % train.log_every:
         raise ValueError("checkpoint_every must be a multiple of log_every (so a resumed run logs identically)")
     if train.snapshot_every and (train.mode != "manager" or train.snapshot_every % train.checkpoint_every):

@@ -168,6 +168,15 @@ def test_worker_cli_errors_are_clear(data_dir, tmp_path, capsys):
     assert err.startswith("error: unknown intent 'sideways'") and "Traceback" not in err
     assert bc.main(["--env", "maze2d-mediun-v1"]) == 2
     assert "Did you mean 'maze2d-medium-v1'" in capsys.readouterr().err
+    # counts below their least value stop before any data is read or any folder written (a negative
+    # --steps used to write a finished run of an untrained policy; a zero --log_every divided by zero)
+    for flag, value in (("--steps", "-5"), ("--log_every", "0"), ("--final_eval_episodes", "0"),
+                        ("--chunk_steps", "-1")):
+        assert bc.main(["--env", ENV, "--runs_dir", str(tmp_path / "bad"), "--data_dir", str(tmp_path / "none"),
+                        flag, value]) == 2
+        assert capsys.readouterr().err == f"error: {flag} must be at least {0 if flag == '--chunk_steps' else 1}, " \
+                                          f"got {value}\n"
+    assert not (tmp_path / "bad").exists()
 
 
 def test_resume_with_another_observation_size_is_refused(data_dir, tmp_path):

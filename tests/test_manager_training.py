@@ -228,6 +228,22 @@ def test_cli_trains_a_flat_agent_and_reports_the_score(data_dir, tmp_path, capsy
     assert "horizon: 7" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("extra,message", [
+    (["--steps", "-5"], "--steps must be at least 1, got -5"),  # would export an untrained Manager as finished
+    (["--log-every", "0"], "--log-every must be at least 1, got 0"),  # would divide by zero
+    (["--eval-episodes", "0"], "--eval-episodes must be at least 1, got 0"),  # would fail after training
+    (["--set", "batch_size=0"], "batch_size (--set batch_size=N) must be at least 1, got 0"),
+    (["--set", "num_classes=1"], "a discrete action needs num_classes >= 2"),
+])
+def test_cli_refuses_bad_counts_before_reading_data(tmp_path, capsys, extra, message):
+    missing = tmp_path / "no-data"  # not read: the settings fail first
+    args = ["--env", ENV, "--profile", "smoke", "--runs-dir", str(tmp_path), "--data-dir", str(missing), *extra]
+    assert manager_main(["train", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+    assert not (tmp_path / ENV).exists() and not missing.exists()
+
+
 def test_task_dependent_settings_and_the_manager_discount():
     manager = resolve_for_env(make_config("manager"), ENV)
     assert manager.gamma == pytest.approx(0.99 ** 8) and manager.k == 8  # SMDP: 0.99 per env step over k

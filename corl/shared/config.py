@@ -23,7 +23,7 @@ from typing import Any, Callable, Optional, Sequence, TypeVar
 import pyrallis
 import yaml
 
-from common.cli import compile_kwargs
+from common.cli import check_minimums, compile_kwargs
 from common.cli import config_field as field
 from common.device import resolve_device, resolve_profile
 from common.errors import INPUT_ERRORS, report_input_error
@@ -152,7 +152,13 @@ def resolve_run_size(cfg: C, profile: str) -> C:
     return dataclasses.replace(cfg, **changes)
 
 
+# the least value of each count of the shared schema (chunk_steps 0: run to the end)
+WORKER_MINIMUMS = {"steps": 1, "eval_every": 1, "eval_episodes": 1, "final_eval_episodes": 1, "eval_num_envs": 1,
+                   "intent_dim": 1, "log_every": 1, "checkpoint_every": 1, "chunk_steps": 0}
+
+
 def validate_worker_config(cfg: WorkerConfig) -> None:
+    check_minimums(cfg, WORKER_MINIMUMS, flag=lambda name: f"--{name}")  # pyrallis: --log_every
     if cfg.intent not in INTENT_CHOICES:
         raise ValueError(f"unknown intent {cfg.intent!r}; choose one of {' | '.join(INTENT_CHOICES)}")
     check_profile(cfg.profile)
