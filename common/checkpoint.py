@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Collection, Mapping
 
 import torch
 
@@ -31,4 +31,27 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises many kinds here: corrupt zip, unpickling refused, ...
         raise CheckpointError(f"{path} is not a readable checkpoint (corrupt, truncated, or not made by "
-                              f"this project): {type(exc).__name__}: {exc}") from None
+                              f"this project): {load_failure(exc)}") from None
+
+
+def load_failure(exc: BaseException) -> str:
+    """The first line of torch.load's error; for weights_only's refusal not its advice to load with
+    weights_only=False (which would run whatever code the file holds), but what it means here."""
+    lines = str(exc).strip().splitlines()
+    if "Weights only load failed" in str(exc):
+        return ("torch.load(weights_only=True) refused its contents; this project's checkpoints hold only "
+                "tensors and plain values, so the file is not one of them")
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+
+
+def check_resumed_settings(path: str | os.PathLike, saved: Mapping[str, Any], current: Mapping[str, Any],
+                           free: Collection[str] = ()) -> None:
+    """A run resumes only with the settings it started with, so that it ends as an uninterrupted run
+    would (a changed --steps alone moves learning-rate schedules and the evaluation steps). `free`:
+    the settings that change no trained number (where the files go, chunking, progress bars,
+    the device). Settings one side lacks (a field added to the code since) are not compared."""
+    changed = [f"{key} {saved[key]!r} -> {current[key]!r}" for key in sorted(set(saved) & set(current))
+               if key not in free and saved[key] != current[key]]
+    if changed:
+        raise CheckpointError(f"{path} was started with other settings ({'; '.join(changed)}); resume with the "
+                              "settings it started with (config.yaml beside it), or pass --overwrite to start again")

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from common.checkpoint import load_checkpoint, save_atomic
+from common.checkpoint import check_resumed_settings, load_checkpoint, save_atomic
 from common.cli import COMPILE_MODES, check_minimums, compile_kwargs
 from common.cli import config_field as field
 from common.device import resolve_device, resolve_profile
@@ -81,6 +81,11 @@ class TrainConfig:
 # the least value of each count and limit (0: none / run to the end / no limit)
 TRAIN_MINIMUMS = {"steps": 1, "eval_episodes": 1, "eval_num_envs": 1, "log_every": 1, "checkpoint_every": 1,
                   "snapshot_every": 0, "chunk_steps": 0, "time_limit_s": 0}
+
+# the settings a run may resume with changed: they move files, chunks, logs or the device, not the
+# numbers (--seeds: a seed trained stacked or alone gets the same numbers up to float rounding)
+RESUME_FREE = ("seeds", "runs_dir", "data_dir", "chunk_steps", "time_limit_s", "overwrite", "progress", "device",
+               "compile", "compile_mode")
 
 
 @dataclass
@@ -147,14 +152,20 @@ class Trainer:
         return {"agent": self.agent.state_dict(), "sampler": self.sampler.state_dict(),
                 "decoder": None if self.decoder is None else self.decoder.state_dict(),
                 "decoder_optim": None if self.decoder_optim is None else self.decoder_optim.state_dict(),
-                "config": config_to_dict(self.run.agent), "env": self.run.train.env, "obs_dim": self.obs_dim}
+                "config": config_to_dict(self.run.agent), "train": self.resumable_settings(),
+                "env": self.run.train.env, "obs_dim": self.obs_dim}
+
+    def resumable_settings(self) -> dict[str, Any]:
+        """The run's settings as resolved (steps, episodes and profile, not 'the profile's default')."""
+        run = self.run
+        return {**dataclasses.asdict(run.train), "steps": run.steps, "eval_episodes": run.eval_episodes,
+                "profile": run.profile}
 
     def load_state_dict(self, state: dict) -> None:
         if state["env"] != self.run.train.env or state["obs_dim"] != self.obs_dim:
             raise ValueError(f"{self.checkpoint_path} belongs to another run ({state['env']}); use another --runs-dir")
-        if state["config"] != config_to_dict(self.run.agent):
-            raise ValueError(f"{self.checkpoint_path} was made with another agent config; resume with the same "
-                             "settings or pass --overwrite to start again")
+        check_resumed_settings(self.checkpoint_path, state["config"], config_to_dict(self.run.agent))
+        check_resumed_settings(self.checkpoint_path, state.get("train", {}), self.resumable_settings(), RESUME_FREE)
         self.agent.load_state_dict(state["agent"])
         self.sampler.load_state_dict(state["sampler"])
         if self.decoder is not None and state["decoder"] is not None:

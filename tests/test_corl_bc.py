@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from common.checkpoint import CheckpointError
 from corl import any_percent_bc as bc
 from corl.shared import config as worker_config
 from corl.shared.data import ReplayBuffer, episode_slices, modify_reward, normalize_dataset
@@ -119,7 +120,10 @@ def test_end_to_end_manager_augment_worker_eval(data_dir, tmp_path):
 def test_bc_trains_and_resumes(data_dir, tmp_path, intent):
     whole = run_bc(data_dir, tmp_path / "a", intent)
     assert run_bc(data_dir, tmp_path / "b", intent, "--chunk_steps", "100") is None
-    resumed = run_bc(data_dir, tmp_path / "b", intent, "--chunk_steps", "100")
+    # a resume with settings that change the numbers is refused, naming them (the checkpoint stays)
+    with pytest.raises(CheckpointError, match=r"other settings \(actor_lr 0.0003 -> 0.001; steps 200 -> 300\)"):
+        run_bc(data_dir, tmp_path / "b", intent, "--steps", "300", "--actor_lr", "1e-3")
+    resumed = run_bc(data_dir, tmp_path / "b", intent, "--chunk_steps", "100", "--progress", "true")
     assert resumed["normalized_score"] == whole["normalized_score"]
     metrics = [(tmp_path / x / ENV / "bc" / intent / "seed0" / "metrics.csv").read_text().splitlines() for x in "ab"]
     strip = lambda rows: [r.rsplit(",", 1)[0] for r in rows]  # noqa: E731 (drop steps_per_s)
@@ -181,7 +185,6 @@ def test_worker_cli_errors_are_clear(data_dir, tmp_path, capsys):
 
 def test_resume_with_another_observation_size_is_refused(data_dir, tmp_path):
     """A checkpoint written with 10-D random intents cannot be resumed with 5-D ones."""
-    from common.checkpoint import CheckpointError
 
     assert run_bc(data_dir, tmp_path, "random", "--chunk_steps", "100") is None
     with pytest.raises(CheckpointError, match="size 14.*size 9"):

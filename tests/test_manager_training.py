@@ -128,6 +128,11 @@ def test_mismatched_or_foreign_checkpoints_are_refused(exported, tmp_path):
         ManagerIntents(corrupt, device="cpu")
     with pytest.raises(CheckpointError, match="no checkpoint"):
         ManagerIntents(tmp_path / "missing.pt", device="cpu")
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_text("garbage")  # torch.load's refusal advises weights_only=False: not passed on
+    with pytest.raises(CheckpointError, match="refused its contents") as info:
+        ManagerIntents(garbage, device="cpu")
+    assert "\n" not in str(info.value) and "False" not in str(info.value)
 
 
 # --- the trainer: run layout, resume, determinism, divergence, CLI ------------------------------
@@ -146,7 +151,15 @@ def metrics_without_timing(run_path):
 def test_resume_equals_uninterrupted_and_same_seed_same_numbers(data_dir, tmp_path, mode):
     whole = train_run(data_dir, tmp_path / "a", mode)
     assert train_run(data_dir, tmp_path / "b", mode, chunk_steps=100) is None  # stopped at step 100
-    resumed = train_run(data_dir, tmp_path / "b", mode, chunk_steps=100)
+    # resumed with settings that change the numbers: refused, each named (the checkpoint stays)
+    with pytest.raises(CheckpointError, match=r"other settings \(eval_episodes 2 -> 3; steps 200 -> 300\)"):
+        train_run(data_dir, tmp_path / "b", mode, steps=300, eval_episodes=3)
+    with pytest.raises(CheckpointError, match=r"other settings \(lr 0.0003 -> 0.001\)" if mode == "manager"
+                       else r"other settings \(lr 0.001 -> 0.0003\)"):
+        Trainer(resolve(TrainConfig(mode=mode, env=ENV, profile="smoke", steps=200, runs_dir=str(tmp_path / "b"),
+                                    data_dir=str(data_dir), log_every=50, checkpoint_every=100, progress=False),
+                        {"lr": 1e-3 if mode == "manager" else 3e-4})).train()
+    resumed = train_run(data_dir, tmp_path / "b", mode, chunk_steps=100, time_limit_s=3600.0)
     path_a, path_b = (tmp_path / x / ENV / mode / "seed0" for x in "ab")
     rows = metrics_without_timing(path_a)
     assert [int(r["step"]) for r in rows] == [50, 100, 150, 200]

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from common.checkpoint import CheckpointError, load_checkpoint, save_atomic
+from common.checkpoint import CheckpointError, check_resumed_settings, load_checkpoint, save_atomic
 from common.cli import compile_kwargs
 from common.device import resolve_device, resolve_profile
 from common.machine import device_description
@@ -114,6 +114,10 @@ def evaluation_returns(env: str, intents, policy, eval_env, episodes: int, seed:
         intents.reseed(seed)
     return evaluate_policy(env, policy, episodes, seed=seed, envs=eval_env)
 
+# the settings a run may resume with changed: they move files, chunks, logs or the device, not the numbers
+RESUME_FREE = ("runs_dir", "data_dir", "chunk_steps", "overwrite", "progress", "wandb", "device", "compile",
+               "compile_mode", "compile_manager")
+
 
 class WorkerRun:
     def __init__(self, cfg: WorkerConfig):
@@ -181,6 +185,7 @@ class WorkerRun:
                 f"{self.checkpoint_path} is a {state['env']} worker with observations of size {state['obs_dim']}, "
                 f"this run is {self.cfg.env} with size {obs_dim} (intent={self.cfg.intent}); "
                 "use another --runs-dir or pass --overwrite")
+        check_resumed_settings(self.checkpoint_path, state["config"], dataclasses.asdict(self.cfg), RESUME_FREE)
         algo.load_state_dict(state["algo"])
         buffer.load_state_dict(state["buffer"])
         self._set_rng_state(state["rng"])
