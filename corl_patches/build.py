@@ -61,7 +61,21 @@ def patch_name(path: str) -> str:
 
 
 def git(corl: Path, *args: str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", "-C", str(corl), *args], check=True, text=True, capture_output=True, **kwargs)
+    """`git -C corl ARGS`; a failure stops the script with git's own message, not a traceback."""
+    proc = subprocess.run(["git", "-C", str(corl), *args], text=True, capture_output=True, **kwargs)
+    if proc.returncode:
+        raise SystemExit(f"error: git {' '.join(args)} failed in {corl}: {proc.stderr.strip()}")
+    return proc
+
+
+def check_checkout(corl: Path) -> None:
+    """`corl` is a git checkout holding the CORL files the patches edit, or the script stops naming the fix."""
+    missing = [path for path in EDITS if not (corl / path).is_file()]
+    if missing:
+        more = f" and {len(missing) - 1} more of CORL's scripts" if len(missing) > 1 else ""
+        raise SystemExit(f"error: {corl} lacks {missing[0]}{more}: give the root of a git checkout of "
+                         "corl-team/CORL (git clone https://github.com/corl-team/CORL; eeeeef2 or compatible)")
+    git(corl, "rev-parse", "--git-dir")  # a copy without .git: git's "not a git repository"
 
 
 def build(corl: Path) -> None:
@@ -89,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("corl", type=Path, help="a git checkout of corl-team/CORL (eeeeef2 or compatible)")
     parser.add_argument("--check", action="store_true", help="only check that the committed patches apply")
     args = parser.parse_args(argv)
+    check_checkout(args.corl)
     (check if args.check else build)(args.corl)
     return 0
 

@@ -22,7 +22,7 @@ import sys
 from collections import Counter
 from dataclasses import dataclass
 
-from common.cli import COMPILE_MODES, add_config_arguments, compile_kwargs, config_from_args
+from common.cli import COMPILE_MODES, add_config_arguments, check_minimums, compile_kwargs, config_from_args
 from common.cli import config_field as field
 from common.errors import INPUT_ERRORS, report_input_error
 from runs import manifest as m
@@ -82,6 +82,10 @@ class TablesConfig:
     stale_after_s: float = field(m.STALE_AFTER_S, "a running cell of another host whose heartbeat is older than "
                                                   "this is treated as interrupted and run again")
 
+# the least value of each count and limit (0: the cluster's default)
+GRID_MINIMUMS = {"jobs": 1, "timeout_min": 1, "gpus_per_cell": -1, "cpus_per_cell": 0, "mem_gb": 0,
+                 "heartbeat_s": 0.1, "stale_after_s": 1}
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m runs", description=__doc__,
@@ -131,8 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         table = get_table(cfg.table)
         envs, algos, seeds = resolve_envs(table, cfg.envs), resolve_algos(table, cfg.algos), parse_seeds(cfg.seeds)
-        if cfg.jobs < 1:
-            raise ValueError(f"--jobs must be at least 1, got {cfg.jobs}")
+        check_minimums(cfg, GRID_MINIMUMS)
+        if not 0 < cfg.alpha < 1:
+            raise ValueError(f"--alpha is a significance threshold between 0 and 1 (e.g. 0.05), got {cfg.alpha:g}")
         compile_kwargs(cfg.compile, cfg.compile_mode)  # a mode without --compile fails before any cell runs
         options = GridOptions(cfg.profile, cfg.device, cfg.runs_dir, cfg.data_dir or None, stack_seeds=cfg.stack_seeds,
                               compile=cfg.compile, compile_mode=cfg.compile_mode)

@@ -175,7 +175,7 @@ def test_worker_cli_errors_are_clear(data_dir, tmp_path, capsys):
     # counts below their least value stop before any data is read or any folder written (a negative
     # --steps used to write a finished run of an untrained policy; a zero --log_every divided by zero)
     for flag, value in (("--steps", "-5"), ("--log_every", "0"), ("--final_eval_episodes", "0"),
-                        ("--chunk_steps", "-1")):
+                        ("--chunk_steps", "-1"), ("--batch_size", "0")):
         assert bc.main(["--env", ENV, "--runs_dir", str(tmp_path / "bad"), "--data_dir", str(tmp_path / "none"),
                         flag, value]) == 2
         assert capsys.readouterr().err == f"error: {flag} must be at least {0 if flag == '--chunk_steps' else 1}, " \

@@ -46,6 +46,16 @@ def test_pattern_edits_on_a_corl_like_script():
         patches.patched_text(script.replace("qlearning_dataset", "sequence_dataset"), patches.TRANSITION_EDITS, "x.py")
 
 
+def test_build_names_a_folder_that_is_not_a_corl_checkout(tmp_path):
+    with pytest.raises(SystemExit, match="lacks algorithms/offline/any_percent_bc.py and 5 more.*git clone"):
+        patches.main([str(tmp_path)])
+    for path in patches.EDITS:  # CORL's files, but no git repository around them
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text("")
+    with pytest.raises(SystemExit, match="not a git repository"):
+        patches.main([str(tmp_path), "--check"])
+
+
 @pytest.mark.skipif(not os.environ.get("CORL_CHECKOUT"), reason="set CORL_CHECKOUT=/path/to/CORL to check the patches apply")
 def test_patches_apply_to_a_corl_checkout():
     subprocess.run([sys.executable, str(ROOT / "corl_patches" / "build.py"), os.environ["CORL_CHECKOUT"], "--check"],

@@ -211,6 +211,10 @@ def test_unknown_names_are_clear_errors(capsys):
     assert "unknown env 'nowhere-v0'" in capsys.readouterr().err
     assert runs_main(["table2", "--compile-mode", "reduce-overhead", "--dry-run"]) == 2
     assert "--compile-mode reduce-overhead needs --compile" in capsys.readouterr().err
+    for flag, value, message in (("--alpha", "2", "between 0 and 1"), ("--jobs", "0", "--jobs must be at least 1"),
+                                 ("--timeout-min", "0", "--timeout-min must be at least 1")):
+        assert runs_main(["table2", "--envs", "maze2d-umaze-v1", flag, value, "--dry-run"]) == 2
+        assert message in capsys.readouterr().err
     with pytest.raises(SystemExit):
         runs_main(["table9"])
 

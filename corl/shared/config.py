@@ -72,6 +72,7 @@ class WorkerConfig:
     eval_episodes: Optional[int] = field(None, "episodes per evaluation during training (default: the profile's)")
     final_eval_episodes: Optional[int] = field(None, "episodes of the final evaluation (default: the profile's; paper 100)")
     eval_num_envs: int = field(50, "episodes evaluated at once (batched)")
+    batch_size: int = field(256, "training batch size (each worker file sets CORL's default for its algorithm)")
     device: str = field("auto", "auto | cpu | cuda")
     intent: str = field("none", "none | manager | random: what is appended to observations")
     manager: Optional[str] = field(None, "manager.pt for intent=manager (default runs/<env>/manager/seed<k>/manager.pt)")
@@ -152,9 +153,10 @@ def resolve_run_size(cfg: C, profile: str) -> C:
     return dataclasses.replace(cfg, **changes)
 
 
-# the least value of each count of the shared schema (chunk_steps 0: run to the end)
+# the least value of each count of the shared schema and of every worker's batch_size (chunk_steps 0:
+# run to the end)
 WORKER_MINIMUMS = {"steps": 1, "eval_every": 1, "eval_episodes": 1, "final_eval_episodes": 1, "eval_num_envs": 1,
-                   "intent_dim": 1, "log_every": 1, "checkpoint_every": 1, "chunk_steps": 0}
+                   "intent_dim": 1, "log_every": 1, "checkpoint_every": 1, "chunk_steps": 0, "batch_size": 1}
 
 
 def validate_worker_config(cfg: WorkerConfig) -> None:
