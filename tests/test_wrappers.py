@@ -313,6 +313,25 @@ def test_single_env_wrapper(source):
     assert rnd.observation_space.contains(rnd.reset(seed=0)[0])
 
 
+def test_a_manager_path_serves_as_the_source(manager_path, source, flagged):
+    """`IntentObservationWrapper(env, "runs/.../manager.pt")` and `augment_dataset(data, path)`: the
+    path is loaded as the Manager's source for the env's / dataset's observation size."""
+    from_path = augment_dataset(flagged, manager_path)["observations"]
+    np.testing.assert_array_equal(from_path, augment_dataset(flagged, source)["observations"])
+    env = IntentObservationWrapper(tasks.make_env(ENV), str(manager_path))
+    assert isinstance(env.source, ManagerIntentSource) and env.observation_space.shape == (14,)
+    source.reseed(0)
+    plain, _ = tasks.make_env(ENV).reset(seed=5)
+    np.testing.assert_allclose(env.reset(seed=5)[0][4:], source.plan_intents(plain[None])[0], atol=1e-6)
+    envs = IntentObservationWrapper(tasks.make_vector_env(ENV, 2), manager_path)
+    assert envs.reset(seed=[1, 2])[0].shape == (2, 14)
+    envs.close()
+    with pytest.raises(CheckpointError, match="size 4"):  # a Manager for another observation size
+        augment_dataset({"observations": np.zeros((5, 7), np.float32)}, manager_path)
+    with pytest.raises(TypeError, match="path of a manager.pt, got int"):
+        IntentObservationWrapper(tasks.make_env(ENV), 3)
+
+
 def test_vector_env_one_plan_call_per_step(source):
     spy = Spy(source)
     envs = wrap_env(tasks.make_vector_env(ENV, 3), spy)

@@ -9,7 +9,7 @@ at evaluation. See wrappers/README.md.
 from wrappers.augment import augment_dataset
 from wrappers.observation import IntentObservationWrapper, VectorIntentObservationWrapper
 from wrappers.sources import (INTENT_CHOICES, IntentSource, ManagerIntentSource, RandomIntentSource,
-                              make_intent_source)
+                              as_intent_source, make_intent_source)
 
 
 def augment(dataset, source):
@@ -23,6 +23,7 @@ def wrap_env(env, source):
 
 
 __all__ = [
-    "INTENT_CHOICES", "IntentSource", "ManagerIntentSource", "RandomIntentSource", "make_intent_source",
+    "INTENT_CHOICES", "IntentSource", "ManagerIntentSource", "RandomIntentSource", "as_intent_source",
+    "make_intent_source",
     "augment_dataset", "IntentObservationWrapper", "VectorIntentObservationWrapper", "augment", "wrap_env",
 ]

@@ -30,6 +30,11 @@ import numpy as np
 
 from manager.data import episode_last_state
 from tasks.datasets import episode_timeouts
+from wrappers.sources import as_intent_source
+
+
+def _obs_size(observations) -> int:
+    return int(np.shape(observations)[-1])
 
 
 def _future_positions(pos: np.ndarray, last: np.ndarray, k: int | None) -> np.ndarray:
@@ -124,14 +129,16 @@ def augment_dataset(dataset, source, batch_size: int = 65536, *, max_episode_ste
     """A new dataset whose observations (and next_observations) carry the intents g_t appended.
 
     `dataset`: a raw D4RL dict, a qlearning dict (has next_observations), or a list of trajectory
-    dicts. Augmented arrays are new float32 arrays; every other entry is shared with the input,
+    dicts; `source`: an intent source (wrappers.sources), or a manager.pt path. Augmented arrays are new float32 arrays; every other entry is shared with the input,
     which is never modified. `max_episode_steps` is only needed for a raw dict without `timeouts`.
     """
     if isinstance(dataset, (list, tuple)):
+        source = as_intent_source(source, _obs_size(dataset[0]["observations"]) if dataset else 0, "pair_intents")
         return _augment_trajectories(list(dataset), source, batch_size)
     if not isinstance(dataset, dict) or "observations" not in dataset:
         raise TypeError("augment_dataset expects a dict with 'observations' or a list of trajectory dicts, "
                         f"got {type(dataset).__name__}")
+    source = as_intent_source(source, _obs_size(dataset["observations"]), "pair_intents")
     if "next_observations" in dataset:
         return _augment_transitions(dataset, source, batch_size)
     return _augment_raw(dataset, source, batch_size, max_episode_steps)

@@ -1,6 +1,6 @@
 """Evaluation: observations become concat(s_t, g_t) with g_t planned at every env step.
 
-`IntentObservationWrapper(env, source)` wraps a single gymnasium env (obs (obs_dim,)) or a
+`IntentObservationWrapper(env, source)` (source: an intent source, or a manager.pt path) wraps a single gymnasium env (obs (obs_dim,)) or a
 gymnasium vector env (obs (num_envs, obs_dim), e.g. tasks.make_vector_env, autoreset off); for a
 vector env it returns a `VectorIntentObservationWrapper`, which asks the source for all envs'
 intents in ONE batched `plan_intents` call per step. The intent part of the observation space is
@@ -14,10 +14,17 @@ import numpy as np
 from gymnasium.spaces import Box
 from gymnasium.vector.utils import batch_space
 
+from wrappers.sources import as_intent_source
 
-def _with_intent_space(space: gym.Space, source) -> Box:
+
+def _flat_size(space: gym.Space) -> int:
     if not isinstance(space, Box) or len(space.shape) != 1:
         raise TypeError(f"intents can only be appended to flat Box observations, got {space}")
+    return int(space.shape[0])
+
+
+def _with_intent_space(space: gym.Space, source) -> Box:
+    _flat_size(space)
     d = source.intent_dim
     low = np.concatenate([space.low, np.full(d, source.intent_low, dtype=space.dtype)])
     high = np.concatenate([space.high, np.full(d, source.intent_high, dtype=space.dtype)])
@@ -40,7 +47,7 @@ class VectorIntentObservationWrapper(gym.vector.VectorObservationWrapper):
 
     def __init__(self, env: gym.vector.VectorEnv, source):
         super().__init__(env)
-        self.source = source
+        self.source = source = as_intent_source(source, _flat_size(env.single_observation_space), "plan_intents")
         self.single_observation_space = _with_intent_space(env.single_observation_space, source)
         self.observation_space = batch_space(self.single_observation_space, env.num_envs)
         self.last_intents: np.ndarray | None = None
@@ -65,7 +72,7 @@ class IntentObservationWrapper(gym.ObservationWrapper):
 
     def __init__(self, env: gym.Env, source):
         super().__init__(env)
-        self.source = source
+        self.source = source = as_intent_source(source, _flat_size(env.observation_space), "plan_intents")
         self.observation_space = _with_intent_space(env.observation_space, source)
         self.last_intents: np.ndarray | None = None
 

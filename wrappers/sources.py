@@ -55,7 +55,7 @@ class ManagerIntentSource:
     intent_low = -np.inf
     intent_high = np.inf
 
-    def __init__(self, path: str | os.PathLike, env: str, obs_dim: int,
+    def __init__(self, path: str | os.PathLike, env: str | None, obs_dim: int,
                  device: str | torch.device | None = None, seed: int = 0, compile_planner: bool = False):
         from manager.inference import ManagerIntents
 
@@ -128,6 +128,20 @@ class RandomIntentSource:
 
     def __repr__(self) -> str:
         return f"RandomIntentSource(intent_dim={self.intent_dim}, seed={self.seed})"
+
+
+def as_intent_source(source, obs_dim: int, uses: str):
+    """What the wrapper (`uses` "plan_intents") and the augmenter ("pair_intents") accept as
+    `source`: an intent source itself, or the path of an exported Manager (`manager.pt`), loaded as
+    a ManagerIntentSource for observations of size `obs_dim` (a Manager for another size is
+    refused) on the default device."""
+    if isinstance(source, (str, os.PathLike)):
+        return ManagerIntentSource(source, env=None, obs_dim=obs_dim)
+    missing = [name for name in ("intent_dim", uses) if not hasattr(source, name)]
+    if missing:
+        raise TypeError(f"expected an intent source (ManagerIntentSource, RandomIntentSource, make_intent_source) "
+                        f"or the path of a manager.pt, got {type(source).__name__} (it lacks {', '.join(missing)})")
+    return source
 
 
 def make_intent_source(intent: str, manager_path: str | os.PathLike | None, env: str, obs_dim: int,
