@@ -107,15 +107,31 @@ class ManagerIntents:
     def encode(self, obs: np.ndarray | Tensor) -> Tensor:
         return self.model.encode(self.planner.normalize(obs))
 
+    def _shape_of(self, obs, name: str) -> tuple[int, ...]:
+        """The shape of raw observations, (N, obs_dim) or one (obs_dim,), else a ValueError naming it
+        (read from the array's metadata: no copy, no device sync)."""
+        shape = tuple(obs.shape) if isinstance(obs, Tensor) else np.shape(obs)
+        if len(shape) not in (1, 2) or shape[-1] != self.obs_dim:
+            raise ValueError(f"{name}: expected raw observations of shape (N, {self.obs_dim}) or ({self.obs_dim},) "
+                             f"for this Manager ({self.env}), got {shape}")
+        return shape
+
     @torch.no_grad()
     def plan_intents(self, obs: np.ndarray | Tensor) -> Tensor:
-        """(N, obs_dim) raw observations -> (N, d) intents from the first planned action."""
+        """(N, obs_dim) raw observations -> (N, d) intents from the first planned action; one
+        observation (obs_dim,) -> one intent (d,)."""
+        if len(self._shape_of(obs, "plan_intents")) == 1:
+            return self.plan_intents((obs if isinstance(obs, Tensor) else np.asarray(obs))[None])[0]
         z = self.encode(obs)
         return self.model.next(z, self.planner.plan(z)) - z
 
     @torch.no_grad()
     def pair_intents(self, obs_t: np.ndarray | Tensor, obs_t_plus_k: np.ndarray | Tensor) -> Tensor:
-        """(N, obs_dim) x 2 raw observations -> (N, d) intents with a = mode of b(z_t, z_{t+k})."""
+        """(N, obs_dim) x 2 raw observations -> (N, d) intents with a = mode of b(z_t, z_{t+k}) (or
+        one pair of (obs_dim,) -> (d,))."""
+        shapes = self._shape_of(obs_t, "pair_intents obs_t"), self._shape_of(obs_t_plus_k, "pair_intents obs_t_plus_k")
+        if shapes[0] != shapes[1]:
+            raise ValueError(f"pair_intents: obs_t {shapes[0]} and obs_t_plus_k {shapes[1]} must pair row by row")
         z, z_k = self.encode(obs_t), self.encode(obs_t_plus_k)
         a = D.categorical_mode(self.model.inverse(z, z_k))
         return self.model.next(z, a) - z

@@ -112,6 +112,14 @@ def test_export_round_trip_and_intents(trained_manager, exported):
     assert planned.shape == (64, 10) and torch.isfinite(planned).all()
     again = ManagerIntents(exported, env=ENV, device="cpu").plan_intents(obs_t)
     assert torch.equal(planned, again)  # same seed, same plans
+    # one observation in, one intent out; shapes that do not fit are named, not a broadcasting error
+    one = ManagerIntents(exported, env=ENV, device="cpu").plan_intents(list(obs_t[0]))
+    assert one.shape == (10,) and torch.equal(one, ManagerIntents(exported, env=ENV, device="cpu").plan_intents(obs_t[:1])[0])
+    assert torch.allclose(intents.pair_intents(obs_t[3], obs_k[3]), expected[3], atol=1e-6)
+    with pytest.raises(ValueError, match=r"shape \(N, 4\) or \(4,\).*got \(2, 5\)"):
+        intents.plan_intents(np.zeros((2, 5), np.float32))
+    with pytest.raises(ValueError, match="must pair row by row"):
+        intents.pair_intents(obs_t[:3], obs_k[:2])
 
 
 def test_mismatched_or_foreign_checkpoints_are_refused(exported, tmp_path):
