@@ -114,6 +114,7 @@ def evaluation_returns(env: str, intents, policy, eval_env, episodes: int, seed:
         intents.reseed(seed)
     return evaluate_policy(env, policy, episodes, seed=seed, envs=eval_env)
 
+
 # the settings a run may resume with changed: they move files, chunks, logs or the device, not the numbers
 RESUME_FREE = ("runs_dir", "data_dir", "chunk_steps", "overwrite", "progress", "wandb", "device", "compile",
                "compile_mode", "compile_manager")
