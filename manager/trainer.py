@@ -27,6 +27,7 @@ from common.checkpoint import check_resumed_settings, load_checkpoint, save_atom
 from common.cli import COMPILE_MODES, check_minimums, compile_kwargs
 from common.cli import config_field as field
 from common.device import resolve_device, resolve_profile
+from common.interrupt import StopOnSignal, next_log_row
 from common.machine import device_description
 from common.metrics import MetricWindow, TrainingDiverged  # noqa: F401 (re-exported)
 from common.progress import progress_bar
@@ -133,6 +134,7 @@ class Trainer:
         t, cfg = run.train, run.agent
         self.run_dir = RunDir(t.runs_dir, t.env, t.mode, t.seed)
         self.checkpoint_path = self.run_dir.path / "checkpoint.pt"
+        self.signal_stop = StopOnSignal()  # entered by train() / train_stacked(); until then never set
         if dataset is None:
             dataset = load_dataset(t.env, t.data_dir, show_progress=t.progress)
         self.obs_dim, self.act_dim = dataset["observations"].shape[1], dataset["actions"].shape[1]
@@ -233,14 +235,22 @@ class Trainer:
     def end(self) -> dict[str, Any] | None:
         """final.json's contents once every step is done; None (and how to go on) after a partial call."""
         if self.agent.step < self.run.steps:
-            print(f"stopped at step {self.agent.step}/{self.run.steps}; checkpoint {self.checkpoint_path}: run the "
-                  "same command again to resume")
+            if not self.signal_stop.requested:  # (an interrupted call says so in its error)
+                print(f"stopped at step {self.agent.step}/{self.run.steps}; checkpoint {self.checkpoint_path}: run "
+                      "the same command again to resume")
             return None
         return self.finish(time.perf_counter() - self.started)
+
+    def stop_at_next_log_row(self) -> int:
+        """After SIGINT / SIGTERM: this call ends at the next log row (common/interrupt.py); the new stop step."""
+        self.stop_step = min(self.stop_step, next_log_row(self.agent.step, self.run.train.log_every))
+        return self.stop_step
 
     def advance(self, until: int, bar) -> bool:
         """Update this agent alone up to step `until`; True: stopped earlier by the time limit."""
         while self.agent.step < until:
+            if self.signal_stop.requested:
+                until = min(until, self.stop_at_next_log_row())
             batch = self.sampler.sample(self.run.agent.batch_size)
             metrics = self.agent.update(batch)
             if self.record(self.agent.step, batch, metrics, self.agent.priorities, self.agent.latents, bar):
@@ -251,10 +261,14 @@ class Trainer:
         """Run (or resume) training; returns final.json's contents, or None if stopped early."""
         t = self.run.train
         self.begin()
-        with progress_bar(total=self.run.steps, desc=f"{t.mode} {t.env}", enabled=t.progress) as bar:
+        with StopOnSignal() as self.signal_stop, \
+                progress_bar(total=self.run.steps, desc=f"{t.mode} {t.env}", enabled=t.progress) as bar:
             bar.update(self.agent.step)
             self.advance(self.stop_step, bar)
-        return self.end()
+        result = self.end()
+        if result is None and self.signal_stop.requested:
+            raise self.signal_stop.interrupted(self.checkpoint_path, self.agent.step, self.run.steps)
+        return result
 
     def snapshot_path(self, step: int) -> Path:
         return self.run_dir.path / "snapshots" / f"manager_step{step:07d}.pt"
@@ -353,6 +367,10 @@ def train_level_seeds(run: ResolvedRun, trainers: list[Trainer], failures: dict[
             progress_bar(total=run.steps, desc="", enabled=False) as silent:
         bar.update(stacked.step)
         while stacked.step < stop_step:
+            if trainers[0].signal_stop.requested:  # Ctrl-C / SIGTERM: every seed ends at the next log row
+                stop_step = min(stop_step, next_log_row(stacked.step, t.log_every))
+                for trainer in trainers:
+                    trainer.stop_step = stop_step
             batches = [trainer.sampler.sample(run.agent.batch_size) for trainer in trainers]
             metrics = stacked.update(batches)
             step = stacked.step
@@ -399,10 +417,16 @@ def train_stacked(run: ResolvedRun, seeds: Sequence[int]) -> list[dict[str, Any]
     for trainer in trainers:
         trainer.begin()
     failures: dict[int, TrainingDiverged] = {}
-    # (a chunk or time limit may end the call before the seeds are level: then they just stop)
-    if catch_up(trainers, failures) and trainers:
-        train_level_seeds(run, trainers, failures)
+    with StopOnSignal() as signal_stop:
+        for trainer in trainers:
+            trainer.signal_stop = signal_stop
+        # (a chunk or time limit may end the call before the seeds are level: then they just stop)
+        if catch_up(trainers, failures) and trainers:
+            train_level_seeds(run, trainers, failures)
     results = [trainer.end() for trainer in trainers]
     if failures:
         raise SeedsDiverged(failures, results)
+    if signal_stop.requested and any(result is None for result in results):
+        where = ", ".join(str(trainer.checkpoint_path) for trainer in trainers)
+        raise signal_stop.interrupted(where, min(trainer.agent.step for trainer in trainers), run.steps)
     return results

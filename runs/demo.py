@@ -80,7 +80,14 @@ def run_step(command: list[str], final: Path) -> dict:
         print(f"[demo] done already: {final.parent}")
     else:
         print("[demo] $ " + shlex.join(["python", *command[1:]]), flush=True)
-        subprocess.run(command, check=True)
+        with subprocess.Popen(command) as proc:
+            try:
+                return_code = proc.wait()
+            except KeyboardInterrupt:  # the step got the terminal's Ctrl-C too: let it checkpoint and stop
+                proc.wait()  # (subprocess.run would kill it after 0.25 s and lose its steps since the last one)
+                raise
+        if return_code:
+            raise subprocess.CalledProcessError(return_code, command)
     return json.loads(final.read_text())
 
 
@@ -119,6 +126,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[demo] a step failed (exit {exc.returncode}): {shlex.join(exc.cmd)}; fix it and run again: "
               "finished steps are kept", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("[demo] interrupted; run it again to go on: finished steps are kept, the interrupted one resumes "
+              "from its checkpoint", file=sys.stderr)
+        return 130
     return 0
 
 

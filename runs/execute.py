@@ -81,7 +81,9 @@ def log_tail_error(log_path: Path) -> str | None:
     return (errors or lines or [None])[-1]
 
 
-def stop_process(proc: subprocess.Popen, grace_s: float = 15.0) -> None:
+def stop_process(proc: subprocess.Popen, grace_s: float = 30.0) -> None:
+    """SIGTERM, then SIGKILL after `grace_s`: a training cell uses the grace to reach its next log row and
+    checkpoint there (common/interrupt.py), a few seconds at the default log_every."""
     if proc.poll() is None:
         proc.terminate()
         try:

@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +13,7 @@ import pytest
 import torch
 
 from common.checkpoint import CheckpointError
+from common.interrupt import TrainingInterrupted
 from corl import any_percent_bc as bc
 from corl.shared import config as worker_config
 from corl.shared.data import ReplayBuffer, episode_slices, modify_reward, normalize_dataset
@@ -130,6 +134,31 @@ def test_bc_trains_and_resumes(data_dir, tmp_path, intent):
     assert strip(metrics[0]) == strip(metrics[1])
     losses = [float(r.split(",")[1]) for r in metrics[0][1:]]
     assert losses[-1] < losses[0]  # cloning makes progress
+
+
+@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signals need the main thread")
+def test_ctrl_c_stops_at_the_next_log_row_and_resumes_bit_for_bit(data_dir, tmp_path, monkeypatch):
+    """SIGINT at step 130 (log rows every 50): the run goes on to step 150, logs and checkpoints it,
+    stops with a clear error; the same command then ends exactly as an uninterrupted run."""
+    whole = run_bc(data_dir, tmp_path / "a", "none")
+    original, updates = bc.BC.update, []
+
+    def update_then_ctrl_c(self, batch):
+        updates.append(1)
+        if len(updates) == 130:
+            os.kill(os.getpid(), signal.SIGINT)
+        return original(self, batch)
+
+    monkeypatch.setattr(bc.BC, "update", update_then_ctrl_c)
+    with pytest.raises(TrainingInterrupted, match=r"SIGINT at step 150/200; checkpoint .*checkpoint.pt"):
+        run_bc(data_dir, tmp_path / "b", "none")
+    run_b = tmp_path / "b" / ENV / "bc" / "none" / "seed0"
+    assert len(updates) == 150 and torch.load(run_b / "checkpoint.pt", weights_only=True)["step"] == 150
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
+    monkeypatch.undo()
+    assert run_bc(data_dir, tmp_path / "b", "none") == whole
+    strip = lambda path: [r.rsplit(",", 1)[0] for r in path.read_text().splitlines()]  # noqa: E731 (steps_per_s)
+    assert strip(run_b / "metrics.csv") == strip(tmp_path / "a" / ENV / "bc" / "none" / "seed0" / "metrics.csv")
 
 
 def test_the_last_steps_evaluation_is_the_final_one(data_dir, tmp_path, monkeypatch):

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import subprocess
 
+import pytest
+
 from runs import demo
 
 
@@ -19,7 +21,7 @@ def test_demo_runs_the_hierarchy_then_skips_finished_steps(data_dir, tmp_path, m
     def must_not_run(*args, **kwargs):
         raise AssertionError(f"a finished step was run again: {args}")
 
-    monkeypatch.setattr(subprocess, "run", must_not_run)
+    monkeypatch.setattr(subprocess, "Popen", must_not_run)
     assert demo.run_demo(cfg) == results
     assert capsys.readouterr().out.count("done already") == 4
 
@@ -48,3 +50,34 @@ def test_demo_reports_a_failed_step(monkeypatch, capsys, tmp_path):
     monkeypatch.setattr("tasks.load_dataset", lambda *a, **k: None)
     assert demo.main(["--runs-dir", str(tmp_path), "--device", "cpu"]) == 1
     assert "finished steps are kept" in capsys.readouterr().err
+
+
+def test_a_step_interrupted_by_ctrl_c_is_waited_for_then_the_demo_stops(monkeypatch, capsys, tmp_path):
+    """Ctrl-C reaches the demo and its running step alike: the demo waits while the step writes its
+    checkpoint (subprocess.run would kill it after 0.25 s), then stops with status 130."""
+    waits = []
+
+    class CtrlCStep:
+        def __init__(self, command):
+            self.command = command
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc_info):
+            return False
+
+        def wait(self):
+            waits.append(len(waits))
+            if len(waits) == 1:
+                raise KeyboardInterrupt
+            return 2  # the step's own exit after its checkpoint
+
+    monkeypatch.setattr(subprocess, "Popen", CtrlCStep)
+    monkeypatch.setattr("tasks.load_dataset", lambda *a, **k: None)
+    assert demo.main(["--runs-dir", str(tmp_path), "--device", "cpu"]) == 130
+    assert waits == [0, 1] and "interrupted; run it again" in capsys.readouterr().err
+    monkeypatch.setattr(subprocess, "Popen", lambda command: type("Exit3", (CtrlCStep,), {"wait": lambda self: 3})(command))
+    with pytest.raises(subprocess.CalledProcessError) as failed:  # a step that fails is reported as one
+        demo.run_step(["python", "-c", "exit(3)"], tmp_path / "final.json")
+    assert failed.value.returncode == 3

@@ -5,6 +5,9 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import os
+import signal
+import threading
 
 import pytest
 import torch
@@ -233,6 +236,34 @@ def test_stacked_run_resumes_bit_for_bit_and_levels_seeds_at_other_steps(data_di
     assert "seeds [0, 1] have finished runs" in capsys.readouterr().err
     again = load_checkpoint(tmp_path / "whole" / ENV / "manager" / "seed1" / "checkpoint.pt")
     assert all(torch.equal(done["agent"]["model"][k], again["agent"]["model"][k]) for k in done["agent"]["model"])
+
+
+@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signals need the main thread")
+def test_ctrl_c_stops_every_seed_at_the_next_log_row(data_dir, tmp_path, capsys, monkeypatch):
+    """SIGINT during stacked update 130 (rows every 50): both seeds train on to 150 and checkpoint there,
+    the CLI names it (exit status 2); the same command then ends as the uninterrupted stacked run."""
+    assert manager_main(train_args(data_dir, tmp_path / "whole", "manager", "--seeds", "0,1")) == 0
+    original = StackedAgents.update
+
+    def update_then_ctrl_c(self, batches):
+        if self.step == 129:
+            os.kill(os.getpid(), signal.SIGINT)
+        return original(self, batches)
+
+    monkeypatch.setattr(StackedAgents, "update", update_then_ctrl_c)
+    capsys.readouterr()
+    assert manager_main(train_args(data_dir, tmp_path / "cut", "manager", "--seeds", "0,1")) == 2
+    err = capsys.readouterr().err
+    assert "SIGINT: stopping at the next log row" in err and "error: interrupted by SIGINT at step 150/200" in err
+    for seed in (0, 1):
+        path = tmp_path / "cut" / ENV / "manager" / f"seed{seed}"
+        assert load_checkpoint(path / "checkpoint.pt")["agent"]["step"] == 150 and not (path / "final.json").exists()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    monkeypatch.undo()
+    assert manager_main(train_args(data_dir, tmp_path / "cut", "manager", "--seeds", "0,1")) == 0
+    for seed in (0, 1):
+        a, b = (tmp_path / x / ENV / "manager" / f"seed{seed}" for x in ("whole", "cut"))
+        assert metric_rows(a) == metric_rows(b)
 
 
 def test_a_diverging_seed_stops_alone_and_the_others_go_on(data_dir, tmp_path, capsys, monkeypatch):

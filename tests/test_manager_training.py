@@ -3,11 +3,15 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import signal
+import threading
 
 import numpy as np
 import pytest
 import torch
 
+from common.interrupt import TrainingInterrupted
 from common.run_dir import RunAlreadyComplete
 from manager import distributions as D
 from manager.__main__ import main as manager_main
@@ -213,6 +217,31 @@ def test_snapshots_are_the_managers_of_shorter_runs(data_dir, tmp_path):
         train_run(data_dir, tmp_path / "c", snapshot_every=150)
     with pytest.raises(ValueError, match="--mode manager"):
         train_run(data_dir, tmp_path / "c", "td_mpc", snapshot_every=100)
+
+
+@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signals need the main thread")
+def test_sigterm_stops_at_the_next_log_row_and_resumes_bit_for_bit(data_dir, tmp_path, monkeypatch):
+    """SIGTERM (the grid stopping a cell) at update 130, log rows every 50: the Manager trains on to
+    150, checkpoints there and stops with a clear error; resumed, it ends as an uninterrupted run."""
+    train_run(data_dir, tmp_path / "a", "manager")
+    original = Agent.update
+
+    def update_then_sigterm(self, batch):
+        if self.step == 129:  # this is update 130
+            os.kill(os.getpid(), signal.SIGTERM)
+        return original(self, batch)
+
+    monkeypatch.setattr(Agent, "update", update_then_sigterm)
+    with pytest.raises(TrainingInterrupted, match=r"SIGTERM at step 150/200"):
+        train_run(data_dir, tmp_path / "b", "manager")
+    path_a, path_b = (tmp_path / x / ENV / "manager" / "seed0" for x in "ab")
+    assert load_checkpoint(path_b / "checkpoint.pt")["agent"]["step"] == 150 and not (path_b / "final.json").exists()
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    monkeypatch.undo()
+    train_run(data_dir, tmp_path / "b", "manager")
+    assert metrics_without_timing(path_a) == metrics_without_timing(path_b)
+    model_a, model_b = (load_manager_file(p / "manager.pt")["model"] for p in (path_a, path_b))
+    assert all(torch.equal(model_a[k], model_b[k]) for k in model_a)
 
 
 def test_diverging_loss_stops_naming_step_and_loss(data_dir, tmp_path, monkeypatch):

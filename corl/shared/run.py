@@ -32,6 +32,7 @@ from torch import Tensor
 from common.checkpoint import CheckpointError, check_resumed_settings, load_checkpoint, save_atomic
 from common.cli import compile_kwargs
 from common.device import resolve_device, resolve_profile
+from common.interrupt import StopOnSignal, next_log_row
 from common.machine import device_description
 from common.metrics import MetricWindow
 from common.normalization import normalized_tensor
@@ -228,9 +229,11 @@ class WorkerRun:
         window_start = time.perf_counter()
         final_scores: list[np.ndarray] | None = None  # the last step's evaluation is the final one
         with progress_bar(total=cfg.steps, desc=f"{cfg.algo} {cfg.env} intent={cfg.intent}",
-                          enabled=cfg.progress) as bar:
+                          enabled=cfg.progress) as bar, StopOnSignal() as signal_stop:
             bar.update(step)
             while step < stop:
+                if signal_stop.requested:  # Ctrl-C / SIGTERM: end this call at the next log row, checkpointed
+                    stop = min(stop, next_log_row(step, cfg.log_every))
                 window.add(algo.update(buffer.sample(batch_size)))
                 step += 1
                 evaluate_now = step % cfg.eval_every == 0 or step == cfg.steps
@@ -257,6 +260,8 @@ class WorkerRun:
                 if step % cfg.checkpoint_every == 0 or step == stop:
                     save_atomic(self._checkpoint(algo, buffer, step, obs_mean, obs_std, obs_dim), self.checkpoint_path)
         if step < cfg.steps:
+            if signal_stop.requested:
+                raise signal_stop.interrupted(self.checkpoint_path, step, cfg.steps)
             print(f"stopped at step {step}/{cfg.steps}; run the same command again to resume")
             return None
         if final_scores is None:  # resumed from the last step's checkpoint: evaluate now (the same numbers)
