@@ -7,7 +7,9 @@ threads per worker only oversubscribe the cores.
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -30,6 +32,21 @@ def isolated_data_dirs(tmp_path, monkeypatch):
     monkeypatch.delenv("D4RL_DATASET_DIR", raising=False)
     monkeypatch.setattr(datasets, "LOCAL_DATA_DIR", tmp_path / "repo_data")
     return tmp_path
+
+
+@pytest.fixture
+def signals_as_at_a_terminal():
+    """SIGINT and SIGTERM with Python's usual handlers for one test that sends them to this process: a
+    suite started as a background job (`cmd &`, nohup, some CI runners) inherits SIGINT ignored,
+    and an ignored signal stays ignored by the training loops (common/interrupt.py)."""
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signal handlers can only be installed in the main thread")
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    yield
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,6 @@ import json
 import os
 import re
 import signal
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -136,8 +135,7 @@ def test_bc_trains_and_resumes(data_dir, tmp_path, intent):
     assert losses[-1] < losses[0]  # cloning makes progress
 
 
-@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signals need the main thread")
-def test_ctrl_c_stops_at_the_next_log_row_and_resumes_bit_for_bit(data_dir, tmp_path, monkeypatch):
+def test_ctrl_c_stops_at_the_next_log_row_and_resumes_bit_for_bit(signals_as_at_a_terminal, data_dir, tmp_path, monkeypatch):
     """SIGINT at step 130 (log rows every 50): the run goes on to step 150, logs and checkpoints it,
     stops with a clear error; the same command then ends exactly as an uninterrupted run."""
     whole = run_bc(data_dir, tmp_path / "a", "none")

@@ -8,16 +8,11 @@ import pytest
 
 from common.interrupt import StopOnSignal, TrainingInterrupted, next_log_row
 
-needs_main_thread = pytest.mark.skipif(threading.current_thread() is not threading.main_thread(),
-                                       reason="signal handlers can only be installed in the main thread")
-
-
 def test_next_log_row_is_strictly_after_the_steps_done():
     assert [next_log_row(step, 50) for step in (0, 1, 49, 50, 51, 130)] == [50, 50, 50, 100, 100, 150]
 
 
-@needs_main_thread
-def test_first_signal_asks_the_same_signal_twice_stops_and_handlers_come_back(capsys):
+def test_first_signal_asks_the_same_signal_twice_stops_and_handlers_come_back(signals_as_at_a_terminal, capsys):
     before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     with StopOnSignal() as stop:
         assert not stop.requested
@@ -33,18 +28,14 @@ def test_first_signal_asks_the_same_signal_twice_stops_and_handlers_come_back(ca
     assert isinstance(error, TrainingInterrupted) and str(error).startswith("interrupted by SIGINT at step 150/200")
 
 
-@needs_main_thread
-def test_an_ignored_signal_stays_ignored():
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        with StopOnSignal() as stop:
-            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
-            assert signal.getsignal(signal.SIGTERM) == stop._handle
-            os.kill(os.getpid(), signal.SIGINT)
-            assert not stop.requested
+def test_an_ignored_signal_stays_ignored(signals_as_at_a_terminal):
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # as a shell's background job starts
+    with StopOnSignal() as stop:
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
-    finally:
-        signal.signal(signal.SIGINT, previous)
+        assert signal.getsignal(signal.SIGTERM) == stop._handle
+        os.kill(os.getpid(), signal.SIGINT)
+        assert not stop.requested
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
 
 
 def test_outside_the_main_thread_it_installs_nothing():

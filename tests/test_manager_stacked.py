@@ -7,7 +7,6 @@ import dataclasses
 import json
 import os
 import signal
-import threading
 
 import pytest
 import torch
@@ -238,8 +237,7 @@ def test_stacked_run_resumes_bit_for_bit_and_levels_seeds_at_other_steps(data_di
     assert all(torch.equal(done["agent"]["model"][k], again["agent"]["model"][k]) for k in done["agent"]["model"])
 
 
-@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signals need the main thread")
-def test_ctrl_c_stops_every_seed_at_the_next_log_row(data_dir, tmp_path, capsys, monkeypatch):
+def test_ctrl_c_stops_every_seed_at_the_next_log_row(signals_as_at_a_terminal, data_dir, tmp_path, capsys, monkeypatch):
     """SIGINT during stacked update 130 (rows every 50): both seeds train on to 150 and checkpoint there,
     the CLI names it (exit status 2); the same command then ends as the uninterrupted stacked run."""
     assert manager_main(train_args(data_dir, tmp_path / "whole", "manager", "--seeds", "0,1")) == 0

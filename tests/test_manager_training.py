@@ -5,7 +5,6 @@ import csv
 import json
 import os
 import signal
-import threading
 
 import numpy as np
 import pytest
@@ -219,8 +218,7 @@ def test_snapshots_are_the_managers_of_shorter_runs(data_dir, tmp_path):
         train_run(data_dir, tmp_path / "c", "td_mpc", snapshot_every=100)
 
 
-@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signals need the main thread")
-def test_sigterm_stops_at_the_next_log_row_and_resumes_bit_for_bit(data_dir, tmp_path, monkeypatch):
+def test_sigterm_stops_at_the_next_log_row_and_resumes_bit_for_bit(signals_as_at_a_terminal, data_dir, tmp_path, monkeypatch):
     """SIGTERM (the grid stopping a cell) at update 130, log rows every 50: the Manager trains on to
     150, checkpoints there and stops with a clear error; resumed, it ends as an uninterrupted run."""
     train_run(data_dir, tmp_path / "a", "manager")
