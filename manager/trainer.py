@@ -241,16 +241,17 @@ class Trainer:
             return None
         return self.finish(time.perf_counter() - self.started)
 
-    def stop_at_next_log_row(self) -> int:
-        """After SIGINT / SIGTERM: this call ends at the next log row (common/interrupt.py); the new stop step."""
-        self.stop_step = min(self.stop_step, next_log_row(self.agent.step, self.run.train.log_every))
+    def stop_at_next_log_row(self, step: int) -> int:
+        """After SIGINT / SIGTERM at `step` (the updates done): this call ends at the next log row
+        (common/interrupt.py); returns the new stop step."""
+        self.stop_step = min(self.stop_step, next_log_row(step, self.run.train.log_every))
         return self.stop_step
 
     def advance(self, until: int, bar) -> bool:
         """Update this agent alone up to step `until`; True: stopped earlier by the time limit."""
         while self.agent.step < until:
             if self.signal_stop.requested:
-                until = min(until, self.stop_at_next_log_row())
+                until = min(until, self.stop_at_next_log_row(self.agent.step))
             batch = self.sampler.sample(self.run.agent.batch_size)
             metrics = self.agent.update(batch)
             if self.record(self.agent.step, batch, metrics, self.agent.priorities, self.agent.latents, bar):
@@ -368,9 +369,7 @@ def train_level_seeds(run: ResolvedRun, trainers: list[Trainer], failures: dict[
         bar.update(stacked.step)
         while stacked.step < stop_step:
             if trainers[0].signal_stop.requested:  # Ctrl-C / SIGTERM: every seed ends at the next log row
-                stop_step = min(stop_step, next_log_row(stacked.step, t.log_every))
-                for trainer in trainers:
-                    trainer.stop_step = stop_step
+                stop_step = min(trainer.stop_at_next_log_row(stacked.step) for trainer in trainers)
             batches = [trainer.sampler.sample(run.agent.batch_size) for trainer in trainers]
             metrics = stacked.update(batches)
             step = stacked.step

@@ -82,6 +82,7 @@ class TablesConfig:
     stale_after_s: float = field(m.STALE_AFTER_S, "a running cell of another host whose heartbeat is older than "
                                                   "this is treated as interrupted and run again")
 
+
 # the least value of each count and limit (0: the cluster's default)
 GRID_MINIMUMS = {"jobs": 1, "timeout_min": 1, "gpus_per_cell": -1, "cpus_per_cell": 0, "mem_gb": 0,
                  "heartbeat_s": 0.1, "stale_after_s": 1}
