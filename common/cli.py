@@ -71,10 +71,10 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
         if f.metadata.get("positional"):
             parser.add_argument(f.name, type=tp, choices=choices, help=help_text)
         elif tp is bool:
-            parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, default=default,
+            parser.add_argument(dashed_flag(f.name), dest=f.name, default=default,
                                 action=argparse.BooleanOptionalAction, help=help_text)
         else:
-            parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=tp, default=default,
+            parser.add_argument(dashed_flag(f.name), dest=f.name, type=tp, default=default,
                                 choices=choices, help=f"{help_text} (default: {default})")
 
 

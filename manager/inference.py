@@ -110,7 +110,7 @@ class ManagerIntents:
     def _shape_of(self, obs, name: str) -> tuple[int, ...]:
         """The shape of raw observations, (N, obs_dim) or one (obs_dim,), else a ValueError naming it
         (read from the array's metadata: no copy, no device sync)."""
-        shape = tuple(obs.shape) if isinstance(obs, Tensor) else np.shape(obs)
+        shape = tuple(np.shape(obs))  # a tensor's own .shape, wherever it lives: no copy
         if len(shape) not in (1, 2) or shape[-1] != self.obs_dim:
             raise ValueError(f"{name}: expected raw observations of shape (N, {self.obs_dim}) or ({self.obs_dim},) "
                              f"for this Manager ({self.env}), got {shape}")

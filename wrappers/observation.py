@@ -17,18 +17,16 @@ from gymnasium.vector.utils import batch_space
 from wrappers.sources import as_intent_source
 
 
-def _flat_size(space: gym.Space) -> int:
+def _intents_for(space: gym.Space, source):
+    """(the intent source for observations of `space`: a manager.pt path is loaded for their size,
+    `space` with the intent part appended)."""
     if not isinstance(space, Box) or len(space.shape) != 1:
         raise TypeError(f"intents can only be appended to flat Box observations, got {space}")
-    return int(space.shape[0])
-
-
-def _with_intent_space(space: gym.Space, source) -> Box:
-    _flat_size(space)
+    source = as_intent_source(source, int(space.shape[0]), "plan_intents")
     d = source.intent_dim
     low = np.concatenate([space.low, np.full(d, source.intent_low, dtype=space.dtype)])
     high = np.concatenate([space.high, np.full(d, source.intent_high, dtype=space.dtype)])
-    return Box(low=low, high=high, dtype=space.dtype)
+    return source, Box(low=low, high=high, dtype=space.dtype)
 
 
 def _append_intents(obs: np.ndarray, source, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
@@ -47,8 +45,7 @@ class VectorIntentObservationWrapper(gym.vector.VectorObservationWrapper):
 
     def __init__(self, env: gym.vector.VectorEnv, source):
         super().__init__(env)
-        self.source = source = as_intent_source(source, _flat_size(env.single_observation_space), "plan_intents")
-        self.single_observation_space = _with_intent_space(env.single_observation_space, source)
+        self.source, self.single_observation_space = _intents_for(env.single_observation_space, source)
         self.observation_space = batch_space(self.single_observation_space, env.num_envs)
         self.last_intents: np.ndarray | None = None
 
@@ -72,8 +69,7 @@ class IntentObservationWrapper(gym.ObservationWrapper):
 
     def __init__(self, env: gym.Env, source):
         super().__init__(env)
-        self.source = source = as_intent_source(source, _flat_size(env.observation_space), "plan_intents")
-        self.observation_space = _with_intent_space(env.observation_space, source)
+        self.source, self.observation_space = _intents_for(env.observation_space, source)
         self.last_intents: np.ndarray | None = None
 
     def reset(self, *, seed=None, options=None):
