@@ -2,7 +2,9 @@
 
 - config.yaml  the resolved config, written when the run starts;
 - metrics.csv  one row per logged step (header from the first row, appended as the run goes);
-- final.json   the result, written last and atomically: its presence means the run is complete.
+- final.json   the result, written last and atomically: its presence means the run is complete;
+- .run.lock    held (common/file_lock.py) by the one process training in the folder (RunDir.claim):
+               a second process on the same run stops with an error naming the first.
 
 Path parts that are not path-safe are slugged.
 """
@@ -11,8 +13,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 import shutil
+import weakref
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -21,6 +25,9 @@ import yaml
 
 from common.atomic import write_json_atomic, write_text_atomic
 from common.errors import InputError
+from common.file_lock import describe_holder, last_holder, try_lock
+
+RUN_LOCK_NAME = ".run.lock"
 
 
 def slug(name: str) -> str:
@@ -33,6 +40,54 @@ def slug(name: str) -> str:
 
 class RunAlreadyComplete(InputError, RuntimeError):
     """Raised when a finished run would be overwritten without being asked to."""
+
+
+class RunInUse(InputError, RuntimeError):
+    """Raised when another process trains in the run folder."""
+
+
+_HELD: dict[Path, list[int]] = {}  # lock path -> [descriptor, claims of this process on it]
+
+
+def _acquire(lock_path: Path, run_path: Path) -> None:
+    if lock_path in _HELD:  # this process holds it already (a run resumed in the same process)
+        _HELD[lock_path][1] += 1
+        return
+    fd = try_lock(lock_path)
+    if fd is None:
+        raise RunInUse(
+            f"{run_path} is in use by {describe_holder(last_holder(lock_path))}: wait for it to finish, or stop "
+            "it (Ctrl-C: it checkpoints, and the same command resumes it) before running it again, or use "
+            "another --seed / --runs-dir")
+    _HELD[lock_path] = [fd, 1]
+
+
+def _release(lock_path: Path) -> None:
+    held = _HELD.get(lock_path)
+    if held is None:
+        return
+    held[1] -= 1
+    if held[1] == 0:
+        del _HELD[lock_path]
+        os.close(held[0])  # drops the flock
+
+
+class RunClaim:
+    """This process's hold on a run folder (RunDir.claim); released by release(), on leaving a
+    `with` block, when the object is garbage-collected, or when the process ends."""
+
+    def __init__(self, lock_path: Path, run_path: Path):
+        _acquire(lock_path, run_path)
+        self._finalizer = weakref.finalize(self, _release, lock_path)
+
+    def release(self) -> None:
+        self._finalizer()  # runs _release at most once
+
+    def __enter__(self) -> "RunClaim":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
 
 
 class RunDir:
@@ -52,6 +107,15 @@ class RunDir:
     def final_path(self) -> Path:
         return self.path / "final.json"
 
+    @property
+    def lock_path(self) -> Path:
+        return self.path / RUN_LOCK_NAME
+
+    def claim(self) -> RunClaim:
+        """Hold the folder for this process while it trains there (creating the folder); raises
+        RunInUse, naming the holder, when another process holds it. Claims nest within a process."""
+        return RunClaim(self.lock_path.resolve(), self.path)
+
     def is_complete(self) -> bool:
         return self.final_path.is_file()
 
@@ -60,16 +124,27 @@ class RunDir:
 
     def start(self, config: Any, overwrite: bool = False) -> None:
         """Create the folder and write config.yaml. A complete run is only redone with overwrite,
-        and then its old contents are removed first so no stale metrics survive."""
+        and then its old contents are removed first so no stale metrics survive (the lock files stay:
+        a process may hold them)."""
         if self.is_complete():
             if not overwrite:
                 raise RunAlreadyComplete(
                     f"{self.path} already holds a finished run (final.json); "
                     "pass --overwrite to redo it, or use another --runs-dir / seed")
-            shutil.rmtree(self.path)
+            self._clear()
         self.path.mkdir(parents=True, exist_ok=True)
         cfg = asdict(config) if is_dataclass(config) else dict(config)
         write_text_atomic(self.config_path, yaml.safe_dump(cfg, sort_keys=False))
+
+    def _clear(self) -> None:
+        """Remove the folder's contents but its lock files (.run.lock, the grid's .grid.lock)."""
+        for entry in self.path.iterdir():
+            if entry.name.startswith(".") and entry.name.endswith(".lock"):
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
 
     def log_metrics(self, row: Mapping[str, Any]) -> None:
         """Append one row to metrics.csv; every row must have the columns of the first."""

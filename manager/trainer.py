@@ -12,6 +12,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sys
 import time
@@ -135,8 +136,13 @@ class Trainer:
         self.run_dir = RunDir(t.runs_dir, t.env, t.mode, t.seed)
         self.checkpoint_path = self.run_dir.path / "checkpoint.pt"
         self.signal_stop = StopOnSignal()  # entered by train() / train_stacked(); until then never set
-        if dataset is None:
-            dataset = load_dataset(t.env, t.data_dir, show_progress=t.progress)
+        self.claim = self.run_dir.claim()  # this process alone trains here, until train() returns
+        try:
+            if dataset is None:
+                dataset = load_dataset(t.env, t.data_dir, show_progress=t.progress)
+        except BaseException:
+            self.claim.release()
+            raise
         self.obs_dim, self.act_dim = dataset["observations"].shape[1], dataset["actions"].shape[1]
         self.sampler = SequenceSampler(dataset, cfg.horizon, cfg.k, cfg.reward_scale, device=run.device, seed=t.seed,
                                        max_episode_steps=get_task(t.env).max_episode_steps,
@@ -259,7 +265,12 @@ class Trainer:
         return False
 
     def train(self) -> dict[str, Any] | None:
-        """Run (or resume) training; returns final.json's contents, or None if stopped early."""
+        """Run (or resume) training; returns final.json's contents, or None if stopped early.
+        Releases the run folder's claim when it returns."""
+        with self.claim:
+            return self._train()
+
+    def _train(self) -> dict[str, Any] | None:
         t = self.run.train
         self.begin()
         with StopOnSignal() as self.signal_stop, \
@@ -411,8 +422,20 @@ def train_stacked(run: ResolvedRun, seeds: Sequence[int]) -> list[dict[str, Any]
     seeds = [seed for seed in seeds if seed not in finished]
     if not seeds:
         return []
+    with contextlib.ExitStack() as claims:  # every seed's folder for this process, before the data is read
+        for seed in seeds:
+            claims.enter_context(RunDir(t.runs_dir, t.env, t.mode, seed).claim())
+        return _train_stacked(run, seeds, claims)
+
+
+def _train_stacked(run: ResolvedRun, seeds: Sequence[int],
+                   claims: contextlib.ExitStack) -> list[dict[str, Any] | None]:
+    """train_stacked's work once `claims` holds every seed's folder (the Trainers' claims join it)."""
+    t = run.train
     dataset = load_dataset(t.env, t.data_dir, show_progress=t.progress)  # read once, sampled by every seed
     trainers = [Trainer(dataclasses.replace(run, train=dataclasses.replace(t, seed=seed)), dataset) for seed in seeds]
+    for trainer in trainers:
+        claims.callback(trainer.claim.release)
     for trainer in trainers:
         trainer.begin()
     failures: dict[int, TrainingDiverged] = {}

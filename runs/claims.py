@@ -2,21 +2,19 @@
 the cell settles, so two grids over the same runs/ folder (two `make table2`, or table2 and table3
 sharing their baselines) never run one cell twice.
 
-A claim is an exclusive, non-blocking `flock` on `<run_dir>/.grid.lock`, held open by the grid
-process for as long as the cell is queued at its engine or running (a SLURM job waiting in the
-queue included). The kernel drops the lock when that process exits or is killed, so a dead grid
-leaves no stale claim to clean up. The file itself stays (it is empty of meaning once unlocked)
-and names its last holder for people reading the folder. On network file systems flock is as
-reliable as the file system's lock support (NFSv4: yes).
+A claim is the lock of `<run_dir>/.grid.lock` (common/file_lock.py), held by the grid process for
+as long as the cell is queued at its engine or running (a SLURM job waiting in the queue included);
+a dead grid leaves no stale claim. A cell whose run folder is in use by a training process started
+by hand (`make worker ...`, the run's own lock, common/run_dir.py) counts as claimed elsewhere too:
+the grid waits for it rather than starting a second process on the same folder.
 """
 from __future__ import annotations
 
-import fcntl
-import json
 import os
-import socket
-import time
 from pathlib import Path
+
+from common.file_lock import is_locked, try_lock
+from common.run_dir import RUN_LOCK_NAME
 
 LOCK_NAME = ".grid.lock"
 
@@ -31,16 +29,9 @@ class CellClaims:
         """Claim a cell; False when another process holds it."""
         if key in self._held:
             return True
-        run_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(run_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
+        fd = try_lock(run_dir / LOCK_NAME)
+        if fd is None:
             return False
-        owner = {"host": socket.gethostname(), "pid": os.getpid(), "since_unix": time.time()}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, (json.dumps(owner) + "\n").encode(), 0)
         self._held[key] = fd
         return True
 
@@ -58,16 +49,11 @@ class CellClaims:
 
 
 def claimed_elsewhere(run_dir: Path) -> bool:
-    """Whether another process holds the cell's claim (call it only for cells this grid does not hold)."""
-    path = run_dir / LOCK_NAME
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
+    """Whether another process holds the cell's claim or trains in its folder (call it only for
+    cells this grid does not hold)."""
+    return is_locked(run_dir / LOCK_NAME) or in_training(run_dir)
+
+
+def in_training(run_dir: Path) -> bool:
+    """Whether a training process holds the run folder's own lock (common/run_dir.py)."""
+    return is_locked(run_dir / RUN_LOCK_NAME)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from runs import manifest as m
-from runs.claims import CellClaims, claimed_elsewhere
+from runs.claims import CellClaims, claimed_elsewhere, in_training
 from runs.engines import Engine, Handle
 from runs.execute import CellJob, log_tail_error
 from runs.grid import Cell
@@ -101,7 +101,7 @@ def run_grid(cells: list[Cell], engine: Engine, jobs: int, make_job: Callable[[t
             claims.release(cell.key)
             settled[cell.key], result.outcomes[cell.key] = m.DONE, SKIPPED
             return False
-        if not claimed or state == m.RUNNING:
+        if not claimed or state == m.RUNNING or in_training(cell.run_dir):  # (a run started by hand)
             claims.release(cell.key)
             elsewhere[cell.key] = cell
             echo(f"[grid] {cell.key} is running in another process; waiting for it")

@@ -160,6 +160,11 @@ def cmd_evaluate(cfg: EvaluateConfig) -> int:
     use_policy_file(cfg.policy_file)
     policy = make_policy(cfg.env, cfg.policy, cfg.seed, cfg.d4rl_protocol)
     source = getattr(policy, "source", None)  # the weights it runs, where they can change (snapshots)
+    with run.claim():  # this process alone evaluates into the folder
+        return _evaluate_into(run, cfg, policy, source, protocol)
+
+
+def _evaluate_into(run: RunDir, cfg: EvaluateConfig, policy, source, protocol: str) -> int:
     if run.is_complete() and not cfg.overwrite:
         stored = run.read_final()
         check_same_policy_source(run.path, stored.get("policy_source"), source)

@@ -24,7 +24,7 @@ from runs import catalog
 from runs import manifest as m
 from runs.__main__ import main as runs_main
 from runs.aggregate import GAIN, LOSS, NO_CHANGE, NOT_TESTED, aggregate, learning_curve, welch_test
-from runs.claims import CellClaims, claimed_elsewhere
+from runs.claims import CellClaims, claimed_elsewhere, in_training
 from runs.engines import LocalEngine
 from runs.execute import CellJob
 from runs.grid import GridOptions, expand_grid, parse_seeds, resolve_algos, resolve_envs, stacked_command
@@ -475,6 +475,29 @@ def test_a_claim_blocks_other_grids_and_dies_with_its_process(tmp_path):
     assert result.outcomes[cell.key] == FAILED and not claimed_elsewhere(cell.run_dir)
     again = run_grid([cell], LocalEngine(), 1, job_for, poll_s=0.05, echo=lines.append)
     assert again.outcomes[cell.key] == DONE and CellClaims().acquire(cell.key, cell.run_dir)
+
+
+def test_the_grid_waits_for_a_run_started_by_hand(tmp_path):
+    events = tmp_path / "events.txt"
+    cell = fake(umaze_grid(tmp_path, seeds=(0,))[f"{UMAZE}/bc/none/seed0"], events)
+    lines: list[str] = []
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from common.run_dir import RunDir; "
+                               "c = RunDir(*sys.argv[1:3], ['bc', 'none'], 0).claim(); "
+                               "print('held', flush=True); time.sleep(120)", str(cell.run_dir.parents[3]), UMAZE],
+                              cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    assert in_training(cell.run_dir) and claimed_elsewhere(cell.run_dir)
+    try:
+        threading.Timer(0.5, holder.kill).start()  # the run by hand stops (here: dies) without finishing
+        result = run_grid([cell], LocalEngine(), 1, job_for, poll_s=0.05, echo=lines.append)
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
+    assert any("running in another process" in ln for ln in lines) and not events.exists()
+    assert result.outcomes[cell.key] == FAILED  # waited for, never started twice; unfinished
+    again = run_grid([cell], LocalEngine(), 1, job_for, poll_s=0.05, echo=lines.append)
+    assert again.outcomes[cell.key] == DONE and events.exists()
 
 
 # --- aggregation and significance ------------------------------------------------------------------------

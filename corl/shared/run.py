@@ -129,13 +129,19 @@ class WorkerRun:
         self.cfg = resolve_run_size(cfg, profile)
         self.device = device
         self.task = get_task(cfg.env)
-        self.intents = make_intent_source(cfg.intent, manager_path(cfg) if cfg.intent == "manager" else None, cfg.env,
-                                          self.task.obs_dim, intent_dim=cfg.intent_dim, device=device,
-                                          seed=cfg.seed, compile_planner=cfg.compile_manager)
         self.run_dir = RunDir(cfg.runs_dir, cfg.env, [cfg.algo, cfg.intent], cfg.seed)
         self.checkpoint_path = self.run_dir.path / "checkpoint.pt"
-        if self.run_dir.is_complete() and not cfg.overwrite:
-            raise RunAlreadyComplete(f"{self.run_dir.path} already holds a finished run; pass --overwrite to redo it")
+        self.claim = self.run_dir.claim()  # this process alone trains here, until train() returns
+        try:
+            if self.run_dir.is_complete() and not cfg.overwrite:
+                raise RunAlreadyComplete(f"{self.run_dir.path} already holds a finished run; "
+                                         "pass --overwrite to redo it")
+            self.intents = make_intent_source(cfg.intent, manager_path(cfg) if cfg.intent == "manager" else None,
+                                              cfg.env, self.task.obs_dim, intent_dim=cfg.intent_dim, device=device,
+                                              seed=cfg.seed, compile_planner=cfg.compile_manager)
+        except BaseException:
+            self.claim.release()
+            raise
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed)
 
@@ -205,6 +211,13 @@ class WorkerRun:
     # --- the loop -----------------------------------------------------------------------------
     def train(self, algo: Algorithm, buffer: ReplayBuffer, eval_env, obs_mean: np.ndarray, obs_std: np.ndarray,
               batch_size: int) -> dict[str, Any] | None:
+        """Train (or resume) to `cfg.steps`, or to this call's chunk; returns final.json's contents, or
+        None when the call stopped early. Releases the run folder's claim when it returns."""
+        with self.claim:
+            return self._train(algo, buffer, eval_env, obs_mean, obs_std, batch_size)
+
+    def _train(self, algo: Algorithm, buffer: ReplayBuffer, eval_env, obs_mean: np.ndarray, obs_std: np.ndarray,
+               batch_size: int) -> dict[str, Any] | None:
         cfg = self.cfg
         obs_dim = eval_env.single_observation_space.shape[0]
         if cfg.compile:  # the loss computations (corl/shared/compiled.py); checkpoints are unchanged

@@ -361,28 +361,30 @@ class Trainer:
 
 def run_training(cfg: SACConfig) -> dict[str, Any]:
     run = RunDir(Path(cfg.root).expanduser(), "halfcheetah", "train", cfg.seed)
-    trainer = Trainer(cfg, run)
-    resumed = False
-    if cfg.resume and trainer.checkpoint_path.is_file():
-        trainer.load_state_dict(load_checkpoint(trainer.checkpoint_path))
-        run.truncate_metrics(trainer.step)
-        resumed = True
-        print(f"resumed {trainer.checkpoint_path} at step {trainer.step}", file=sys.stderr)
-    else:  # a fresh run: nothing of an earlier run in this folder survives
-        for name in ("checkpoint.pt", "metrics.csv", "final.json", "medium.pt", "medium.json", "best.pt", "best.json"):
-            (run.path / name).unlink(missing_ok=True)
-        if cfg.warm_start:
-            trainer.warm_start()
-            print(f"warm start from {cfg.warm_start} at step {trainer.step}", file=sys.stderr)
-        run.start(cfg)
-    def report(row: dict[str, Any]) -> None:  # one line per evaluation when there is no progress bar
-        print(f"step {row['step']} eval_return {row['eval_return']:.1f} (normalised {row['normalized_score']:.1f}) "
-              f"alpha {row['alpha']:.4f} updates/s {row['updates_per_s']:.1f}", flush=True)
+    with run.claim():  # this process alone trains in the folder (a fresh run clears it)
+        trainer = Trainer(cfg, run)
+        resumed = False
+        if cfg.resume and trainer.checkpoint_path.is_file():
+            trainer.load_state_dict(load_checkpoint(trainer.checkpoint_path))
+            run.truncate_metrics(trainer.step)
+            resumed = True
+            print(f"resumed {trainer.checkpoint_path} at step {trainer.step}", file=sys.stderr)
+        else:  # a fresh run: nothing of an earlier run in this folder survives
+            for name in ("checkpoint.pt", "metrics.csv", "final.json", "medium.pt", "medium.json", "best.pt", "best.json"):
+                (run.path / name).unlink(missing_ok=True)
+            if cfg.warm_start:
+                trainer.warm_start()
+                print(f"warm start from {cfg.warm_start} at step {trainer.step}", file=sys.stderr)
+            run.start(cfg)
 
-    result = trainer.train(on_eval=None if cfg.progress else report)
-    result.update(resumed=resumed, run_dir=str(run.path), config=asdict(cfg))
-    write_json_atomic(run.final_path, result)
-    return result
+        def report(row: dict[str, Any]) -> None:  # one line per evaluation when there is no progress bar
+            print(f"step {row['step']} eval_return {row['eval_return']:.1f} (normalised {row['normalized_score']:.1f}) "
+                  f"alpha {row['alpha']:.4f} updates/s {row['updates_per_s']:.1f}", flush=True)
+
+        result = trainer.train(on_eval=None if cfg.progress else report)
+        result.update(resumed=resumed, run_dir=str(run.path), config=asdict(cfg))
+        write_json_atomic(run.final_path, result)
+        return result
 
 
 def main(argv: list[str] | None = None) -> int:
