@@ -6,11 +6,13 @@ clean up. The file itself stays and names its last holder (host, pid, since when
 for the error message of the next process and for people reading the folder. On network file
 systems flock is as reliable as the file system's lock support (NFSv4: yes).
 
-Used by the run folders (common/run_dir.py: one training process per run) and by the grid's cell
-claims (runs/claims.py).
+Used by the run folders (common/run_dir.py: one training process per run), by the grid's cell
+claims (runs/claims.py) and around making a missing dataset (tasks/datasets.py: one process makes
+it, the others wait for it and read it).
 """
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -19,7 +21,7 @@ import socket
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 
 def try_lock(path: Path) -> int | None:
@@ -38,6 +40,21 @@ def try_lock(path: Path) -> int | None:
     os.ftruncate(fd, 0)
     os.pwrite(fd, (json.dumps(holder) + "\n").encode(), 0)
     return fd
+
+
+@contextlib.contextmanager
+def waiting_lock(path: Path, on_wait: Callable[[str], None]) -> Iterator[None]:
+    """Hold the lock on `path` for the block, first waiting for its holder when there is one (then
+    `on_wait(describe_holder(...))` is called once, to say what is awaited)."""
+    fd = try_lock(path)
+    if fd is None:
+        on_wait(describe_holder(last_holder(path)))
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX)  # blocks until the holder ends, finished or killed
+    try:
+        yield
+    finally:
+        os.close(fd)
 
 
 def is_locked(path: Path) -> bool:

@@ -14,6 +14,7 @@ import datetime
 import functools
 import os
 import shutil
+import sys
 import urllib.request
 import warnings
 from pathlib import Path
@@ -24,6 +25,7 @@ import numpy as np
 
 from common.atomic import atomic_path
 from common.errors import InputError
+from common.file_lock import waiting_lock
 from common.provenance import REPO_ROOT, git_commit, git_dirty
 from tasks.registry import TaskSpec, get_task
 
@@ -227,23 +229,38 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, generate:
     """The task's dataset as a dict of numpy arrays (D4RL's get_dataset)."""
     spec = get_task(name)
     path = find_dataset(name, data_dir)
-    if path is None and generate and spec.generate is not None:
-        path = generate_dataset(name, data_dir=data_dir, show_progress=show_progress)
-    if path is None and download and spec.dataset_url:
-        dest = write_dir(data_dir) / spec.dataset_file
-        try:
-            path = download_dataset(spec, dest)
-        except OSError as exc:
-            raise DatasetNotFoundError(
-                f"no dataset for {name}: {spec.dataset_file} is in none of "
-                f"{', '.join(map(str, search_dirs(data_dir)))}, and downloading {spec.dataset_url} "
-                f"failed ({exc}). Put the file in one of those folders (or pass --data-dir).") from None
+    if path is None and ((generate and spec.generate is not None) or (download and spec.dataset_url)):
+        path = make_missing_dataset(spec, data_dir, generate, download, show_progress)
     if path is None:
         raise DatasetNotFoundError(
             f"no dataset for {name}: put {spec.dataset_file} in one of "
             f"{', '.join(map(str, search_dirs(data_dir)))} (or pass --data-dir)")
     warn_if_stale(path, spec)
     return read_dataset(path, spec)
+
+
+def make_missing_dataset(spec: TaskSpec, data_dir: str | os.PathLike | None, generate: bool, download: bool,
+                         show_progress: bool) -> Path | None:
+    """Generate (or else download) a dataset that is in no search folder. One process makes it: others
+    asking for it meanwhile (a grid's cells, two commands) wait for that one and read its file."""
+    dest = write_dir(data_dir) / spec.dataset_file
+
+    def say_who_is_awaited(holder: str) -> None:
+        print(f"waiting for {holder} to make {dest}", file=sys.stderr, flush=True)
+
+    with waiting_lock(dest.with_name(f".{dest.name}.lock"), say_who_is_awaited):
+        path = find_dataset(spec.name, data_dir)  # made by the process waited for
+        if path is None and generate and spec.generate is not None:
+            path = generate_dataset(spec.name, data_dir=data_dir, show_progress=show_progress)
+        if path is None and download and spec.dataset_url:
+            try:
+                path = download_dataset(spec, dest)
+            except OSError as exc:
+                raise DatasetNotFoundError(
+                    f"no dataset for {spec.name}: {spec.dataset_file} is in none of "
+                    f"{', '.join(map(str, search_dirs(data_dir)))}, and downloading {spec.dataset_url} "
+                    f"failed ({exc}). Put the file in one of those folders (or pass --data-dir).") from None
+    return path
 
 
 # --- D4RL's views of a dataset -------------------------------------------------------------

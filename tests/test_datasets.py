@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import subprocess
+import sys
 
 import h5py
 import numpy as np
@@ -73,6 +74,43 @@ def test_missing_dataset_is_generated_into_data_dir_not_d4rl_cache(tmp_path, mon
     os.remove(datasets.LOCAL_DATA_DIR / FILE)
     data2 = load_dataset(UMAZE, data_dir=tmp_path / "mine", show_progress=False)
     assert (tmp_path / "mine" / FILE).is_file() and len(data2["rewards"]) == 500
+
+
+def making_elsewhere(dest_dir, copy_from=None):
+    """Another process making the dataset of dest_dir: it holds the lock load_dataset takes, then
+    writes the file (a copy of `copy_from`; none: it dies without one) and ends."""
+    code = ("import shutil, sys, time; from pathlib import Path; from common.file_lock import try_lock; "
+            "lock = Path(sys.argv[1]) / ('.' + sys.argv[2] + '.lock'); assert try_lock(lock) is not None; "
+            "print('held', flush=True); time.sleep(1.0); "
+            "sys.argv[3] and shutil.copy(sys.argv[3], Path(sys.argv[1]) / sys.argv[2])")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(dest_dir), FILE, str(copy_from or "")],
+                              cwd=os.path.dirname(os.path.dirname(__file__)), stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_a_dataset_being_made_elsewhere_is_waited_for_and_read_not_made_twice(tmp_path, umaze_small, monkeypatch,
+                                                                              capsys):
+    def made_twice(*args, **kwargs):
+        raise AssertionError("the dataset was generated a second time")
+
+    monkeypatch.setattr(datasets, "generate_dataset", made_twice)
+    holder = making_elsewhere(tmp_path / "data", copy_from=umaze_small[0])
+    data = load_dataset(UMAZE, data_dir=tmp_path / "data", show_progress=False)
+    holder.wait()
+    holder.stdout.close()
+    assert len(data["observations"]) == len(umaze_small[1]["observations"])
+    assert f"waiting for pid {holder.pid} on host" in capsys.readouterr().err
+
+
+def test_a_dataset_maker_that_dies_is_replaced_by_the_waiting_process(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(TASKS, UMAZE, dataclasses.replace(get_task(UMAZE), default_dataset_steps=500))
+    holder = making_elsewhere(tmp_path / "data")  # ends without writing the file
+    data = load_dataset(UMAZE, data_dir=tmp_path / "data", show_progress=False)
+    holder.wait()
+    holder.stdout.close()
+    assert len(data["observations"]) == 500 and (tmp_path / "data" / FILE).is_file()
+    assert f"waiting for pid {holder.pid}" in capsys.readouterr().err
 
 
 def test_download_fallback_and_its_error(tmp_path, monkeypatch):
