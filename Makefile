@@ -51,11 +51,13 @@ help:
 	@echo "           COMPILE_MODE=reduce-overhead (with COMPILE=1: CUDA graphs, 3.8x eager on an H200)"
 	@echo "           SEEDS=0,1,2 (manager/flat: train these seeds in one process, parameters stacked)"
 	@echo "           SNAPSHOT_EVERY=N (manager: also export snapshots/manager_step<N>.pt every N steps)"
+	@echo "           WANDB=1 (manager/flat/worker: also log to Weights & Biases, offline unless WANDB_MODE says otherwise)"
 	@echo "           PYTHON=<interpreter, skips .venv>"
 	@echo "make table1|table2|table3  the paper's grids, resumable: runs/tableN.md/.csv/.png (docs/tables.md)"
 	@echo "           ENVS=<datasets or domain> ALGOS=<workers> SEEDS=$(SEEDS) JOBS=$(JOBS) ENGINE=$(ENGINE) (local|submitit)"
 	@echo "           STACK_SEEDS=1 (an env's Managers / flat agents of all seeds in one process, stacked)"
 	@echo "           COMPILE=1 (the grid's Managers, flat agents and workers torch.compile their update)"
+	@echo "           WANDB=1 (every training cell also logs to Weights & Biases, offline unless WANDB_MODE says otherwise)"
 	@echo "           TABLE_FLAGS='<other python -m runs flags, e.g. --aggregate-only --dry-run --gpus 0,1>'"
 
 # The paper's grids (python -m runs --help, docs/tables.md): each cell is a make manager/flat/worker command.
@@ -68,7 +70,7 @@ STACK_SEEDS ?=
 TABLE_FLAGS ?=
 TABLE_ARGS = $(if $(ENVS),--envs $(ENVS),) $(if $(ALGOS),--algos $(ALGOS),) --seeds $(SEEDS) \
 	--profile $(PROFILE) --device $(DEVICE) --jobs $(JOBS) --engine $(ENGINE) \
-	$(if $(filter 1 true yes,$(STACK_SEEDS)),--stack-seeds,) $(COMPILE_ARG) $(TABLE_FLAGS)
+	$(if $(filter 1 true yes,$(STACK_SEEDS)),--stack-seeds,) $(COMPILE_ARG) $(if $(WANDB),--wandb,) $(TABLE_FLAGS)
 .PHONY: table1 table2 table3
 
 table1 table2 table3: $(if $(filter submitit,$(ENGINE)),$(DEV_DEPS),$(DEPS))
@@ -104,10 +106,12 @@ tasks-reference: $(DEPS)
 	$(PY) benchmarks/maze2d_reference.py --out docs/results/maze2d_reference.json
 
 manager: $(DEPS)
-	$(PY) -m manager train --mode manager --env $(ENV) $(SEED_ARG) --profile $(PROFILE) --device $(DEVICE) $(COMPILE_ARG) $(STEPS_ARG) $(SNAPSHOT_ARG)
+	$(PY) -m manager train --mode manager --env $(ENV) $(SEED_ARG) --profile $(PROFILE) --device $(DEVICE) $(COMPILE_ARG) $(STEPS_ARG) $(SNAPSHOT_ARG) \
+		$(if $(WANDB),--wandb,)
 
 flat: $(DEPS)
-	$(PY) -m manager train --mode $(MODE) --env $(ENV) $(SEED_ARG) --profile $(PROFILE) --device $(DEVICE) $(COMPILE_ARG) $(STEPS_ARG)
+	$(PY) -m manager train --mode $(MODE) --env $(ENV) $(SEED_ARG) --profile $(PROFILE) --device $(DEVICE) $(COMPILE_ARG) $(STEPS_ARG) \
+		$(if $(WANDB),--wandb,)
 
 worker: $(DEPS)
 	$(PY) -m corl $(ALGO) --env $(ENV) --seed $(SEED) --intent $(INTENT) --profile $(PROFILE) --device $(DEVICE) \

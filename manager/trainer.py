@@ -33,6 +33,7 @@ from common.machine import device_description
 from common.metrics import MetricWindow, TrainingDiverged  # noqa: F401 (re-exported)
 from common.progress import progress_bar
 from common.run_dir import RunAlreadyComplete, RunDir
+from common.wandb_log import WandbMirror, closing
 from manager.agent import Agent
 from manager.checkpoint import config_to_dict, export_manager
 from manager.config import (PROFILE_EVAL_EPISODES, PROFILE_STEPS, AgentConfig, apply_profile, make_config,
@@ -78,6 +79,8 @@ class TrainConfig:
     decoder: bool = field(True, "manager: also train the latent -> observation decoder (reconstruction only)")
     overwrite: bool = field(False, "redo a finished run")
     progress: bool = field(True, "show a progress bar")
+    wandb: bool = field(False, "also log metrics.csv's rows to Weights & Biases (offline mode unless WANDB_MODE "
+                               "says otherwise; a resumed run continues its W&B run; common/wandb_log.py)")
 
 
 # the least value of each count and limit (0: none / run to the end / no limit)
@@ -86,8 +89,8 @@ TRAIN_MINIMUMS = {"steps": 1, "eval_episodes": 1, "eval_num_envs": 1, "log_every
 
 # the settings a run may resume with changed: they move files, chunks, logs or the device, not the
 # numbers (--seeds: a seed trained stacked or alone gets the same numbers up to float rounding)
-RESUME_FREE = ("seeds", "runs_dir", "data_dir", "chunk_steps", "time_limit_s", "overwrite", "progress", "device",
-               "compile", "compile_mode")
+RESUME_FREE = ("seeds", "runs_dir", "data_dir", "chunk_steps", "time_limit_s", "overwrite", "progress", "wandb",
+               "device", "compile", "compile_mode")
 
 
 @dataclass
@@ -137,6 +140,8 @@ class Trainer:
         self.checkpoint_path = self.run_dir.path / "checkpoint.pt"
         self.signal_stop = StopOnSignal()  # entered by train() / train_stacked(); until then never set
         self.claim = self.run_dir.claim()  # this process alone trains here, until train() returns
+        self.mirror: WandbMirror | None = None  # the W&B view of metrics.csv, with --wandb (begin())
+        self.mirrors: list[WandbMirror] = []  # [self.mirror] once opened: closed by the caller (wandb_log.closing)
         try:
             if dataset is None:
                 dataset = load_dataset(t.env, t.data_dir, show_progress=t.progress)
@@ -204,6 +209,11 @@ class Trainer:
                                 "device": str(self.run.device), "code_version": commit},
                                overwrite=t.overwrite)
             self.run_dir.metrics_path.unlink(missing_ok=True)
+        if t.wandb:
+            self.mirror = WandbMirror(self.run_dir.path, "iql-td-mpc-manager", group=f"{t.mode}-{t.env}",
+                                      name=f"{t.mode}-{t.env}-seed{t.seed}", fresh=self.agent.step == 0,
+                                      config={"train": dataclasses.asdict(t), "agent": config_to_dict(self.run.agent)})
+            self.mirrors.append(self.mirror)
         start_step, total = self.agent.step, self.run.steps
         self.stop_step = min(total, start_step + t.chunk_steps) if t.chunk_steps else total
         self.started = self.window_start = time.perf_counter()
@@ -226,8 +236,10 @@ class Trainer:
             self.window.check(self.checkpoint_path, "Lower the learning rate (--set lr=...) or check the "
                               "dataset's rewards and observations.")
             now, n = time.perf_counter(), self.window.count
-            self.run_dir.log_metrics({"step": step, **self.window.means(),
-                                      "steps_per_s": n / max(now - self.window_start, 1e-9)})
+            row = {"step": step, **self.window.means(), "steps_per_s": n / max(now - self.window_start, 1e-9)}
+            self.run_dir.log_metrics(row)
+            if self.mirror is not None:
+                self.mirror.log(row, step)
             self.window_start = now
             bar.update(n)
         if self.saves_at(step):
@@ -267,7 +279,7 @@ class Trainer:
     def train(self) -> dict[str, Any] | None:
         """Run (or resume) training; returns final.json's contents, or None if stopped early.
         Releases the run folder's claim when it returns."""
-        with self.claim:
+        with self.claim, closing(self.mirrors):
             return self._train()
 
     def _train(self) -> dict[str, Any] | None:
@@ -315,6 +327,8 @@ class Trainer:
                            "normalized_score": float(scores.mean()), "normalized_score_std": float(scores.std()),
                            "eval_wall_s": time.perf_counter() - start})
         self.run_dir.finish(result)
+        if self.mirror is not None:
+            self.mirror.result = result
         return result
 
 
@@ -422,22 +436,26 @@ def train_stacked(run: ResolvedRun, seeds: Sequence[int]) -> list[dict[str, Any]
     seeds = [seed for seed in seeds if seed not in finished]
     if not seeds:
         return []
-    with contextlib.ExitStack() as claims:  # every seed's folder for this process, before the data is read
+    with contextlib.ExitStack() as held:  # every seed's folder for this process, before the data is read
         for seed in seeds:
-            claims.enter_context(RunDir(t.runs_dir, t.env, t.mode, seed).claim())
-        return _train_stacked(run, seeds, claims)
+            held.enter_context(RunDir(t.runs_dir, t.env, t.mode, seed).claim())
+        return _train_stacked(run, seeds, held)
 
 
 def _train_stacked(run: ResolvedRun, seeds: Sequence[int],
-                   claims: contextlib.ExitStack) -> list[dict[str, Any] | None]:
-    """train_stacked's work once `claims` holds every seed's folder (the Trainers' claims join it)."""
+                   held: contextlib.ExitStack) -> list[dict[str, Any] | None]:
+    """train_stacked's work once `held` holds every seed's folder; the Trainers' claims and W&B runs
+    join it, to be let go when the call ends."""
     t = run.train
     dataset = load_dataset(t.env, t.data_dir, show_progress=t.progress)  # read once, sampled by every seed
     trainers = [Trainer(dataclasses.replace(run, train=dataclasses.replace(t, seed=seed)), dataset) for seed in seeds]
     for trainer in trainers:
-        claims.callback(trainer.claim.release)
+        held.callback(trainer.claim.release)
+    mirrors: list[WandbMirror] = []  # (with --wandb) each seed's W&B run, closed when the call ends
+    held.enter_context(closing(mirrors))
     for trainer in trainers:
         trainer.begin()
+        mirrors.extend(trainer.mirrors)
     failures: dict[int, TrainingDiverged] = {}
     with StopOnSignal() as signal_stop:
         for trainer in trainers:

@@ -62,6 +62,8 @@ class TablesConfig:
                                          "reduce-overhead (CUDA graphs: 3.8x eager on an H200, 11.8x with "
                                          "--stack-seeds for 5 seeds) | max-autotune | max-autotune-no-cudagraphs",
                               choices=COMPILE_MODES)
+    wandb: bool = field(False, "every training cell also logs to Weights & Biases (offline mode unless WANDB_MODE "
+                               "says otherwise; python -m manager train --wandb, python -m corl ALGO --wandb true)")
     runs_dir: str = field("runs", "root of the run folders; the tables are written here too")
     data_dir: str = field("", "folder searched first for datasets (passed to every cell)")
     engine: str = field("local", "local: processes on this machine | submitit: one submitit job per cell "
@@ -141,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"--alpha is a significance threshold between 0 and 1 (e.g. 0.05), got {cfg.alpha:g}")
         compile_kwargs(cfg.compile, cfg.compile_mode)  # a mode without --compile fails before any cell runs
         options = GridOptions(cfg.profile, cfg.device, cfg.runs_dir, cfg.data_dir or None, stack_seeds=cfg.stack_seeds,
-                              compile=cfg.compile, compile_mode=cfg.compile_mode)
+                              compile=cfg.compile, compile_mode=cfg.compile_mode, wandb=cfg.wandb)
         cells = expand_grid(table, envs, algos, seeds, options)
         unavailable = sum(1 for c in cells if c.unavailable)
         print(f"[grid] {table.name}: {len(envs)} datasets x {max(len(algos), 1)} column(s) x {len(seeds)} seeds: "

@@ -35,6 +35,7 @@ class GridOptions:
     stack_seeds: bool = False  # an env's Manager (or flat) cells of all seeds in one process: --seeds
     compile: bool = False  # Manager, flat-agent and compilable worker cells torch.compile their update: --compile
     compile_mode: str = "default"  # torch.compile's mode for them: --compile-mode (reduce-overhead: CUDA graphs)
+    wandb: bool = False  # every training cell also logs to Weights & Biases (offline unless WANDB_MODE says)
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ def trainer_command(mode: str, env: str, seed: int | Sequence[int], opt: GridOpt
     seeds: `make manager SEEDS=...`, one process with their parameters stacked (--seeds)."""
     seed_args = ("--seed", str(seed)) if isinstance(seed, int) else ("--seeds", ",".join(map(str, seed)))
     return (opt.python, "-m", "manager", "train", "--mode", mode, "--env", env, *seed_args,
-            "--profile", opt.profile, "--device", opt.device, *compile_args(opt),
+            "--profile", opt.profile, "--device", opt.device, *compile_args(opt), *(("--wandb",) if opt.wandb else ()),
             "--runs-dir", opt.runs_dir, *(("--data-dir", opt.data_dir) if opt.data_dir else ()))
 
 
@@ -104,7 +105,7 @@ def worker_command(algo: str, intent: str, env: str, seed: int, opt: GridOptions
     runs/<env>/manager/seed<k>/manager.pt, the grid's Manager cell)."""
     return (opt.python, "-m", "corl", algo, "--env", env, "--seed", str(seed), "--intent", intent,
             "--profile", opt.profile, "--device", opt.device, *worker_compile_args(opt),
-            "--runs_dir", opt.runs_dir, *(("--data_dir", opt.data_dir) if opt.data_dir else ()))
+            *(("--wandb", "true") if opt.wandb else ()), "--runs_dir", opt.runs_dir, *(("--data_dir", opt.data_dir) if opt.data_dir else ()))
 
 
 # --- parsing the grid's axes ---------------------------------------------------------------------------

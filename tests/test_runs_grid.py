@@ -173,6 +173,15 @@ def test_cell_commands_are_the_makefile_commands():
     assert "--compile" not in cells[f"{UMAZE}/bc/manager/seed1"].command
     assert "--compile" in stacked_command(group, compiled) and "--compile" not in stacked_command(group, opt)
     assert "--compile" in make_n("table2", "COMPILE=1") and "--compile" not in make_n("table2")
+    # WANDB=1 likewise: the grid's cells are `make manager|flat|worker WANDB=1`'s commands
+    mirrored = dataclasses.replace(opt, wandb=True)
+    mirrored_cells = {c.key: c for c in expand_grid(get_table("table2"), (UMAZE,), ("bc",), (1,), mirrored)
+                      + expand_grid(get_table("table1"), (UMAZE,), (), (1,), mirrored)}
+    assert make_n("manager", "WANDB=1") == mirrored_cells[f"{UMAZE}/manager/seed1"].command[:-2]
+    assert make_n("flat", "MODE=td_mpc", "WANDB=1") == mirrored_cells[f"{UMAZE}/td_mpc/seed1"].command[:-2]
+    assert make_n("worker", "ALGO=bc", "INTENT=manager", "WANDB=1") == mirrored_cells[f"{UMAZE}/bc/manager/seed1"].command[:-2]
+    assert "--wandb" in make_n("table2", "WANDB=1") and "--wandb" not in make_n("table2")
+    assert all("--wandb" not in c.command for c in cells.values())
     # COMPILE_MODE=reduce-overhead (CUDA graphs) rides along with COMPILE=1, in the cells and in make alike
     graphed = dataclasses.replace(compiled, compile_mode="reduce-overhead")
     graphed_manager = next(c for c in expand_grid(get_table("table2"), (UMAZE,), ("bc",), (1,), graphed)

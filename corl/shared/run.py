@@ -20,7 +20,6 @@ before the first update. Everything else lives here:
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
 from pathlib import Path
 from typing import Any, Protocol
@@ -38,6 +37,7 @@ from common.metrics import MetricWindow
 from common.normalization import normalized_tensor
 from common.progress import progress_bar
 from common.run_dir import RunAlreadyComplete, RunDir
+from common.wandb_log import WandbMirror, closing
 from corl.shared.config import WorkerConfig, resolve_run_size, validate_worker_config
 from corl.shared.data import ReplayBuffer, normalize_dataset
 from tasks import evaluate_policy, get_normalized_score, get_task, make_vector_env
@@ -142,6 +142,7 @@ class WorkerRun:
         except BaseException:
             self.claim.release()
             raise
+        self.mirrors: list[WandbMirror] = []  # the W&B run of a train() call, with --wandb
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed)
 
@@ -213,7 +214,7 @@ class WorkerRun:
               batch_size: int) -> dict[str, Any] | None:
         """Train (or resume) to `cfg.steps`, or to this call's chunk; returns final.json's contents, or
         None when the call stopped early. Releases the run folder's claim when it returns."""
-        with self.claim:
+        with self.claim, closing(self.mirrors):
             return self._train(algo, buffer, eval_env, obs_mean, obs_std, batch_size)
 
     def _train(self, algo: Algorithm, buffer: ReplayBuffer, eval_env, obs_mean: np.ndarray, obs_std: np.ndarray,
@@ -234,7 +235,12 @@ class WorkerRun:
             self.run_dir.start({**dataclasses.asdict(cfg), "device": str(self.device), "obs_dim": obs_dim,
                                 "code_version": commit}, overwrite=cfg.overwrite)
             self.run_dir.metrics_path.unlink(missing_ok=True)
-        logger = WandbLogger(cfg, self.run_dir.path) if cfg.wandb else None
+        logger = None
+        if cfg.wandb:  # a view of metrics.csv; one W&B run per run folder, continued when resumed
+            logger = WandbMirror(self.run_dir.path, "iql-td-mpc-workers", group=f"{cfg.algo}-{cfg.env}-{cfg.intent}",
+                                 name=f"{cfg.algo}-{cfg.env}-{cfg.intent}-seed{cfg.seed}",
+                                 config=dataclasses.asdict(cfg), fresh=step == 0)
+            self.mirrors.append(logger)
         policy = NormalizedPolicy(algo, obs_mean, obs_std, self.device)
         targets = eval_targets(algo)
         stop = min(cfg.steps, step + cfg.chunk_steps) if cfg.chunk_steps else cfg.steps
@@ -290,25 +296,5 @@ class WorkerRun:
         result["code_version"] = code_version()
         self.run_dir.finish(result)
         if logger:
-            logger.finish(result)
+            logger.result = result
         return result
-
-
-class WandbLogger:
-    """Optional Weights & Biases mirror of metrics.csv; offline unless WANDB_MODE says otherwise."""
-
-    def __init__(self, cfg: WorkerConfig, run_path: Path):
-        import wandb  # imported only when asked for
-
-        os.environ.setdefault("WANDB_MODE", "offline")
-        self.wandb = wandb
-        self.run = wandb.init(project="iql-td-mpc-workers", group=f"{cfg.algo}-{cfg.env}-{cfg.intent}",
-                              name=f"{cfg.algo}-{cfg.env}-{cfg.intent}-seed{cfg.seed}", dir=str(run_path),
-                              config=dataclasses.asdict(cfg), reinit=True)
-
-    def log(self, row: dict[str, Any], step: int) -> None:
-        self.run.log({k: v for k, v in row.items() if v != ""}, step=step)
-
-    def finish(self, result: dict[str, Any]) -> None:
-        self.run.summary.update(result)
-        self.run.finish()
