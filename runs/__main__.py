@@ -25,8 +25,11 @@ from dataclasses import dataclass
 from common.cli import COMPILE_MODES, add_config_arguments, check_minimums, compile_kwargs, config_from_args
 from common.cli import config_field as field
 from common.errors import INPUT_ERRORS, report_input_error
+from common.file_lock import describe_holder, last_holder
+from common.run_dir import RUN_LOCK_NAME
 from runs import manifest as m
 from runs.aggregate import ALPHA, aggregate
+from runs.claims import in_training
 from runs.engines import make_engine
 from runs.execute import REPO_ROOT, CellJob, repo_provenance
 from runs.grid import (Cell, GridOptions, expand_grid, parse_seeds, resolve_algos, resolve_envs, split_names,
@@ -127,6 +130,10 @@ def print_dry_run(cells: list[Cell], cfg: TablesConfig, options: GridOptions) ->
         command = stacked_command(group, options) if cell in group and len(group) > 1 else cell.command
         if cell in group and len(group) > 1:
             extra += f"  [stacked: seeds {','.join(str(c.seed) for c in group)} in one process]"
+        if states[cell.key] in m.NEEDS_RUN and (cell.run_dir / "checkpoint.pt").is_file():
+            extra += "  [resumes from its checkpoint.pt]"
+        if in_training(cell.run_dir):  # e.g. started by hand: the grid would wait for it
+            extra += f"  [in use by {describe_holder(last_holder(cell.run_dir / RUN_LOCK_NAME))}]"
         print(f"{states[cell.key]:12s} {cell.key}{extra}\n             {shlex.join(command)}")
     counts = Counter(states.values())
     print(f"[grid] {len(cells)} cells: " + ", ".join(f"{counts[state]} {state}" for state in STATE_ORDER if counts[state]))

@@ -228,12 +228,37 @@ def test_unknown_names_are_clear_errors(capsys):
         runs_main(["table9"])
 
 
+def dry_run_line(out: str, key: str) -> str:
+    """The line of --dry-run's output that names cell `key` (state, key, notes)."""
+    return next(line for line in out.splitlines() if line.split()[1:2] == [key])
+
+
 def test_dry_run_lists_states_and_commands_and_writes_nothing(tmp_path, capsys):
     runs = tmp_path / "runs"
     assert runs_main(["table1", "--envs", UMAZE, "--seeds", "0", "--runs-dir", str(runs), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "--mode td_mpc" in out and "--mode iql_td_mpc" in out and out.count("missing") == 3
     assert out.rstrip().endswith("[grid] 2 cells: 2 missing") and not runs.exists()
+    # a run started by hand: interrupted (its checkpoint.pt) and, below, in use by another process
+    flat = runs / UMAZE / "iql_td_mpc" / "seed0"
+    flat.mkdir(parents=True)
+    (flat / "checkpoint.pt").write_bytes(b"")
+    assert runs_main(["table1", "--envs", UMAZE, "--seeds", "0", "--runs-dir", str(runs), "--dry-run"]) == 0
+    line = dry_run_line(capsys.readouterr().out, f"{UMAZE}/iql_td_mpc/seed0")
+    assert "[resumes from its checkpoint.pt]" in line and "in use" not in line
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from common.run_dir import RunDir; "
+                               "c = RunDir(sys.argv[1], sys.argv[2], 'iql_td_mpc', 0).claim(); "
+                               "print('held', flush=True); time.sleep(120)", str(runs), UMAZE],
+                              cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert runs_main(["table1", "--envs", UMAZE, "--seeds", "0", "--runs-dir", str(runs), "--dry-run"]) == 0
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
+    line = dry_run_line(capsys.readouterr().out, f"{UMAZE}/iql_td_mpc/seed0")
+    assert f"[in use by pid {holder.pid} on host" in line
 
 
 # --- cell state, skip / resume ---------------------------------------------------------------------------
