@@ -193,6 +193,10 @@ def test_worker_cli_errors_are_clear(data_dir, tmp_path, capsys):
     assert "make manager" in capsys.readouterr().err  # no manager trained for this env and seed yet
     assert corl_main(["bc", "--env", ENV, "--intent", "sideways"]) == 2
     assert "none | manager | random" in capsys.readouterr().err
+    # a Manager given to a run without Manager intents would be ignored: refused, before any work
+    assert corl_main(["bc", "--env", ENV, "--manager", "m.pt", "--runs_dir", str(tmp_path / "no_runs")]) == 2
+    assert "is read only with --intent manager, this run has --intent none" in capsys.readouterr().err
+    assert not (tmp_path / "no_runs").exists()
     # the worker file run on its own (CORL's `python algorithms/offline/iql.py` habit) says the same, no traceback
     assert bc.main(["--env", ENV, "--intent", "sideways"]) == 2
     err = capsys.readouterr().err

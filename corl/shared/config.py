@@ -163,6 +163,9 @@ def validate_worker_config(cfg: WorkerConfig) -> None:
     check_minimums(cfg, WORKER_MINIMUMS, flag=lambda name: f"--{name}")  # pyrallis: --log_every
     if cfg.intent not in INTENT_CHOICES:
         raise ValueError(f"unknown intent {cfg.intent!r}; choose one of {' | '.join(INTENT_CHOICES)}")
+    if cfg.manager and cfg.intent != "manager":  # (it would be ignored: a baseline run under another name)
+        raise ValueError(f"--manager {cfg.manager} is read only with --intent manager, this run has --intent "
+                         f"{cfg.intent}: add --intent manager (make worker INTENT=manager), or leave out --manager")
     check_profile(cfg.profile)
     compile_kwargs(cfg.compile, cfg.compile_mode, flag="--compile_mode")
     if cfg.checkpoint_every % cfg.log_every:
