@@ -28,11 +28,8 @@ DIR/<algo>_<intent>_seed<k>.npz, the input of `antmaze_paths_figure.py` (the pap
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
-import typing
-from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -43,9 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common.atomic import atomic_path, write_text_atomic  # noqa: E402
-from common.checkpoint import load_checkpoint  # noqa: E402
-from corl.__main__ import WORKERS  # noqa: E402
-from corl.shared.run import (NormalizedPolicy, env_dims, eval_env_count, evaluation_returns,  # noqa: E402
+from corl.shared.evaluate import load_worker, rebuild_algo  # noqa: E402
+from corl.shared.run import (NormalizedPolicy, eval_env_count, evaluation_returns,  # noqa: E402
                              manager_path)
 from intent_direction import AntMazeGoal  # noqa: E402
 from runs.aggregate import welch_test  # noqa: E402
@@ -125,17 +121,6 @@ def save_paths(path: str | Path, result: dict, recorder: PositionRecorder, k: in
                             intent=np.array(result["intent"]), seed=np.array(result["seed"]), k=np.array(k))
 
 
-def load_worker(run_dir: Path, device: torch.device):
-    """(config, worker module, checkpoint state) of a finished run, the config rebuilt from the
-    checkpoint's copy with the worker file's own config class."""
-    state = load_checkpoint(run_dir / "checkpoint.pt", device)
-    saved = state["config"]
-    module = importlib.import_module(WORKERS[saved["algo"]])
-    config_class = typing.get_type_hints(module.train)["cfg"]
-    cfg = config_class(**{f.name: saved[f.name] for f in fields(config_class) if f.name in saved})
-    return cfg, module, state
-
-
 def replay_final_evaluation(run_dir: Path, episodes: int | None, device: torch.device,
                             paths_dir: Path | None = None) -> dict:
     cfg, module, state = load_worker(run_dir, device)
@@ -147,8 +132,7 @@ def replay_final_evaluation(run_dir: Path, episodes: int | None, device: torch.d
                                 task.obs_dim, intent_dim=cfg.intent_dim, device=device, seed=cfg.seed)
     episodes = episodes or cfg.final_eval_episodes
     envs = wrap_env(make_vector_env(cfg.env, eval_env_count(cfg)), source)  # as WorkerRun + the marked line
-    algo = module.build_algo(cfg, *env_dims(envs), device)
-    algo.load_state_dict(state["algo"])
+    algo = rebuild_algo(module, cfg, envs, state["algo"], device)
     manager = getattr(source, "manager", None)
     decode = decoded_positions(manager, task.obs_dim) if paths_dir and getattr(manager, "decoder", None) else None
     policy = PositionRecorder(NormalizedPolicy(algo, state["obs_mean"].numpy(), state["obs_std"].numpy(), device),

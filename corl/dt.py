@@ -350,6 +350,14 @@ def build_algo(cfg: DTConfig, state_dim: int, action_dim: int, episode_len: int,
               cfg.reward_scale, cfg.target_returns)
 
 
+def algo_for_checkpoint(cfg: DTConfig, state_dim: int, action_dim: int, max_action: float, algo_state: dict,
+                        device: str | torch.device) -> DT:
+    """The model a checkpoint's weights fit (`python -m corl evaluate`): the episode length, which
+    train() reads from the data, is the timestep table's size less seq_len."""
+    episode_len = algo_state["model"]["timestep_emb.weight"].shape[0] - cfg.seq_len
+    return build_algo(cfg, state_dim, action_dim, episode_len, device)
+
+
 def train(cfg: DTConfig) -> dict[str, Any] | None:
     run = WorkerRun(cfg)
     cfg = run.cfg

@@ -16,6 +16,7 @@ import yaml
 from common.checkpoint import load_checkpoint
 from corl import dt
 from corl.shared import config as worker_config
+from corl.shared.evaluate import evaluate_run
 from tasks import evaluate_policy
 
 ENV = "maze2d-umaze-v1"
@@ -294,7 +295,7 @@ def read_metrics(path: Path) -> list[dict[str, str]]:
 
 @pytest.mark.parametrize("intent", ["none", "manager"])
 def test_dt_trains_with_intents(data_dir, tmp_path, smoke_manager, intent):
-    result = run_dt(data_dir, tmp_path, intent, "--manager", str(smoke_manager))
+    result = run_dt(data_dir, tmp_path, intent, *(["--manager", str(smoke_manager)] if intent == "manager" else []))
     run_path = tmp_path / ENV / "dt" / intent / "seed0"
     assert json.loads((run_path / "final.json").read_text()) == result
     assert result["steps"] == 200 and result["eval_episodes"] == 2 and np.isfinite(result["normalized_score"])
@@ -312,6 +313,9 @@ def test_dt_trains_with_intents(data_dir, tmp_path, smoke_manager, intent):
     model = load_checkpoint(run_path / "checkpoint.pt")["algo"]["model"]
     assert model["timestep_emb.weight"].shape == (300 + 5, 16)  # umaze's limit + seq_len
     assert model["state_emb.weight"].shape == (16, 14 if intent == "manager" else 4)  # 4 state + 10 intent dims
+    # `python -m corl evaluate` replays the final evaluation at every target from the checkpoint alone
+    replay = evaluate_run(run_path, device="cpu")
+    assert replay["replays_final_json"] and replay["normalized_score_per_target"] == per_target
 
 
 def test_interrupted_run_equals_uninterrupted(data_dir, tmp_path):

@@ -116,6 +116,19 @@ def evaluation_returns(env: str, intents, policy, eval_env, episodes: int, seed:
     return evaluate_policy(env, policy, episodes, seed=seed, envs=eval_env)
 
 
+def scores_at_targets(env: str, intents, algo: Algorithm, policy: NormalizedPolicy, eval_env, episodes: int,
+                      seed: int) -> list[np.ndarray]:
+    """(episodes,) normalised scores at each of the algorithm's eval targets (the first is the main
+    one); a single evaluation for algorithms without targets. A function of the weights and `seed`."""
+    targets = eval_targets(algo)
+    scores = []
+    for target in targets or [None]:
+        if target is not None:
+            algo.set_eval_target(target)  # type: ignore[attr-defined]
+        scores.append(get_normalized_score(env, evaluation_returns(env, intents, policy, eval_env, episodes, seed)))
+    return scores
+
+
 # the settings a run may resume with changed: they move files, chunks, logs or the device, not the numbers
 RESUME_FREE = ("runs_dir", "data_dir", "chunk_steps", "overwrite", "progress", "wandb", "device", "compile",
                "compile_mode", "compile_manager")
@@ -151,21 +164,8 @@ class WorkerRun:
         return make_vector_env(self.cfg.env, eval_env_count(self.cfg))
 
     # --- evaluation ----------------------------------------------------------------------------
-    def evaluate(self, policy: NormalizedPolicy, eval_env, episodes: int) -> np.ndarray:
-        returns = evaluation_returns(self.cfg.env, self.intents, policy, eval_env, episodes, self.cfg.seed)
-        return get_normalized_score(self.cfg.env, returns)
-
     def evaluate_targets(self, algo: Algorithm, policy: NormalizedPolicy, eval_env, episodes: int) -> list[np.ndarray]:
-        """Scores at each of the algorithm's eval targets (the first is the main one); a single
-        evaluation for algorithms without targets."""
-        targets = eval_targets(algo)
-        if not targets:
-            return [self.evaluate(policy, eval_env, episodes)]
-        scores = []
-        for target in targets:
-            algo.set_eval_target(target)  # type: ignore[attr-defined]
-            scores.append(self.evaluate(policy, eval_env, episodes))
-        return scores
+        return scores_at_targets(self.cfg.env, self.intents, algo, policy, eval_env, episodes, self.cfg.seed)
 
     # --- checkpoints ----------------------------------------------------------------------------
     def _checkpoint(self, algo: Algorithm, buffer: ReplayBuffer, step: int, obs_mean, obs_std, obs_dim) -> dict:

@@ -1,0 +1,65 @@
+"""`python -m corl evaluate RUN_DIR`: a trained worker scored again from its checkpoint alone. With the
+run's seed and episodes it replays final.json's score exactly (no intents, random intents, the
+Manager's planned intents); other seeds or episode counts give their own result files; results are
+reported rather than redone; bad folders are clear errors. (DT's per-target replay: test_corl_dt.py.)"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from corl import any_percent_bc as bc
+from corl.__main__ import main as corl_main
+from corl.shared.evaluate import evaluate_run, result_path
+from tests.worker_helpers import ENV, smoke_run
+
+
+@pytest.mark.parametrize("intent", ["none", "random", "manager"])
+def test_the_final_evaluation_replays_from_the_checkpoint(data_dir, tmp_path, smoke_manager, intent):
+    extra = ["--manager", str(smoke_manager)] if intent == "manager" else []
+    result = smoke_run(bc.train, bc.BCConfig, "bc", data_dir, tmp_path, intent, "--final_eval_episodes", "4", *extra)
+    replay = evaluate_run(tmp_path / ENV / "bc" / intent / "seed0", device="cpu")
+    assert replay["normalized_score"] == result["normalized_score"] and replay["replays_final_json"]
+    assert (replay["episodes"], replay["eval_seed"], replay["checkpoint_step"]) == (4, 0, 200)
+    assert replay["normalized_score_std"] == result["normalized_score_std"]
+
+
+def test_the_command_writes_reports_and_reevaluates(data_dir, tmp_path, capsys):
+    smoke_run(bc.train, bc.BCConfig, "bc", data_dir, tmp_path, "random", "--final_eval_episodes", "4")
+    run_dir = tmp_path / ENV / "bc" / "random" / "seed0"
+    final = json.loads((run_dir / "final.json").read_text())
+    assert corl_main(["evaluate", str(run_dir), "--device", "cpu"]) == 0
+    out = capsys.readouterr()
+    written = json.loads(result_path(run_dir, 4, 0).read_text())
+    assert f"normalized_score={final['normalized_score']}" in out.out and "replays_final_json=True" in out.out
+    assert written["normalized_score"] == final["normalized_score"] and f"wrote {result_path(run_dir, 4, 0)}" in out.err
+    # the same evaluation again is reported, not redone
+    assert corl_main(["evaluate", str(run_dir), "--device", "cpu"]) == 0
+    out = capsys.readouterr()
+    assert "exists for this checkpoint (step 200); reporting it" in out.err and "wrote" not in out.err
+    # another seed and more episodes: a fresh estimate in its own file
+    assert corl_main(["evaluate", str(run_dir), "--episodes", "6", "--seed", "7", "--device", "cpu"]) == 0
+    other = json.loads(result_path(run_dir, 6, 7).read_text())
+    assert (other["episodes"], other["eval_seed"], other["seed"]) == (6, 7, 0) and "replays_final_json" not in other
+    assert np.isfinite(other["normalized_score"])
+    capsys.readouterr()
+    # --overwrite evaluates again, to the same numbers
+    assert corl_main(["evaluate", str(run_dir), "--episodes", "6", "--seed", "7", "--device", "cpu",
+                      "--overwrite"]) == 0
+    assert "wrote" in capsys.readouterr().err
+    assert json.loads(result_path(run_dir, 6, 7).read_text())["normalized_score"] == other["normalized_score"]
+
+
+def test_bad_folders_and_settings_are_clear_errors(tmp_path, capsys):
+    assert corl_main(["evaluate", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {tmp_path / 'nowhere'} holds no checkpoint.pt") and "<algo>/<intent>" in err
+    (tmp_path / "garbage").mkdir()
+    (tmp_path / "garbage" / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    assert corl_main(["evaluate", str(tmp_path / "garbage")]) == 2
+    assert "checkpoint.pt" in capsys.readouterr().err
+    assert corl_main(["evaluate", str(tmp_path), "--episodes", "-3"]) == 2
+    assert "--episodes must be at least 0, got -3" in capsys.readouterr().err
+    assert not any(Path(tmp_path).rglob("evaluations"))
