@@ -2,6 +2,7 @@
 torch.load(..., weights_only=True) so no pickled code is ever executed."""
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Any, Collection, Mapping
@@ -14,6 +15,11 @@ from common.errors import InputError
 
 class CheckpointError(InputError, RuntimeError):
     """A checkpoint is missing, unreadable, of another kind, or for another env / obs size."""
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The sha256 of a file's bytes (hex): which exact checkpoint a result was made with."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def save_atomic(obj: dict[str, Any], path: str | os.PathLike) -> Path:

@@ -10,11 +10,13 @@ Both take batches of RAW observations (normalisation is inside) and run on the M
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from common.checkpoint import file_sha256
 from common.device import resolve_device
 from common.normalization import normalized_tensor
 from manager import distributions as D
@@ -97,6 +99,8 @@ class ManagerIntents:
         self.intent_dim = self.cfg.latent_dim
         self.planner = LatentPlanner(self.model, self.cfg, payload["obs_mean"], payload["obs_std"], self.device, seed)
         self.code_version = payload["code_version"]
+        # which exact Manager this is, for the results made with its intents (a worker's final.json)
+        self.source = {"file": str(Path(path).resolve()), "sha256": file_sha256(path), "step": payload.get("step")}
         self.decoder = None
         if payload.get("decoder") is not None:
             hidden = payload["decoder"]["net.0.weight"].shape[0]

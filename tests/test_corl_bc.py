@@ -163,13 +163,13 @@ def test_the_last_steps_evaluation_is_the_final_one(data_dir, tmp_path, monkeypa
     """Evaluations at eval_every; at the last step one evaluation with final_eval_episodes, logged as
     the last row's score and reported in final.json (not a periodic one and then the final one)."""
     calls = []
-    original = WorkerRun.evaluate
+    original = WorkerRun.evaluate_targets
 
-    def counting(self, policy, eval_env, episodes):
+    def counting(self, algo, policy, eval_env, episodes):
         calls.append(episodes)
-        return original(self, policy, eval_env, episodes)
+        return original(self, algo, policy, eval_env, episodes)
 
-    monkeypatch.setattr(WorkerRun, "evaluate", counting)
+    monkeypatch.setattr(WorkerRun, "evaluate_targets", counting)
     result = run_bc(data_dir, tmp_path, "random", "--steps", "200", "--eval_every", "100", "--eval_episodes", "2",
                     "--final_eval_episodes", "4")
     assert calls == [2, 4] and result["eval_episodes"] == 4

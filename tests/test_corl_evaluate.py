@@ -5,11 +5,14 @@ reported rather than redone; bad folders are clear errors. (DT's per-target repl
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
+from common.checkpoint import file_sha256
 from corl import any_percent_bc as bc
 from corl.__main__ import main as corl_main
 from corl.shared.evaluate import evaluate_run, result_path
@@ -24,6 +27,24 @@ def test_the_final_evaluation_replays_from_the_checkpoint(data_dir, tmp_path, sm
     assert replay["normalized_score"] == result["normalized_score"] and replay["replays_final_json"]
     assert (replay["episodes"], replay["eval_seed"], replay["checkpoint_step"]) == (4, 0, 200)
     assert replay["normalized_score_std"] == result["normalized_score_std"]
+    if intent == "manager":  # final.json names the exact Manager; the replay used the same one
+        assert result["manager_source"]["sha256"] == file_sha256(smoke_manager) and result["manager_source"]["step"] == 100
+        assert replay["manager_source"] == result["manager_source"] and "manager_changed" not in replay
+
+
+def test_a_manager_replaced_since_the_run_is_named(data_dir, tmp_path, smoke_manager, capsys):
+    mine = tmp_path / "manager.pt"
+    shutil.copy(smoke_manager, mine)
+    smoke_run(bc.train, bc.BCConfig, "bc", data_dir, tmp_path, "manager", "--manager", str(mine))
+    trained_with = file_sha256(mine)
+    payload = torch.load(mine, weights_only=True)
+    name = next(k for k, v in payload["model"].items() if v.is_floating_point())
+    payload["model"][name] = payload["model"][name] + 0.5  # another Manager under the same file name
+    torch.save(payload, mine)
+    assert corl_main(["evaluate", str(tmp_path / ENV / "bc" / "manager" / "seed0"), "--device", "cpu"]) == 0
+    err = capsys.readouterr().err
+    assert "the Manager giving the intents has changed since the run" in err
+    assert trained_with[:12] in err and file_sha256(mine)[:12] in err
 
 
 def test_the_command_writes_reports_and_reevaluates(data_dir, tmp_path, capsys):

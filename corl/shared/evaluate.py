@@ -31,7 +31,7 @@ from common.device import resolve_device
 from common.errors import INPUT_ERRORS, InputError, report_input_error
 from common.machine import device_description
 from corl.shared.config import WorkerConfig
-from corl.shared.run import NormalizedPolicy, env_dims, eval_env_count, eval_targets, manager_path, scores_at_targets
+from corl.shared.run import NormalizedPolicy, env_dims, eval_env_count, eval_targets, scores_at_targets
 from tasks import get_task, make_vector_env
 from tasks.datasets import code_version
 from wrappers import make_intent_source, wrap_env
@@ -96,7 +96,9 @@ def evaluate_run(run_dir: str | Path, episodes: int = 0, seed: int = -1, device:
 def evaluate_loaded(run_dir: Path, cfg: WorkerConfig, module: Any, state: dict, episodes: int, seed: int,
                     torch_device: torch.device) -> dict[str, Any]:
     task = get_task(cfg.env)
-    intents = make_intent_source(cfg.intent, manager_path(cfg) if cfg.intent == "manager" else None, cfg.env,
+    # the run's Manager: its --manager, else the default one of the runs folder that holds this run
+    manager = cfg.manager or run_dir.parents[3] / cfg.env / "manager" / f"seed{cfg.seed}" / "manager.pt"
+    intents = make_intent_source(cfg.intent, manager if cfg.intent == "manager" else None, cfg.env,
                                  task.obs_dim, intent_dim=cfg.intent_dim, device=torch_device, seed=cfg.seed)
     envs = wrap_env(make_vector_env(cfg.env, eval_env_count(cfg)), intents)  # as WorkerRun + its marked line
     try:
@@ -120,11 +122,16 @@ def evaluate_loaded(run_dir: Path, cfg: WorkerConfig, module: Any, state: dict, 
     if targets:
         result["normalized_score_per_target"] = {f"{t:g}": float(s.mean()) for t, s in zip(targets, per_target)}
     final_path = run_dir / "final.json"
-    if final_path.is_file() and seed == cfg.seed and episodes == cfg.final_eval_episodes:
-        final = json.loads(final_path.read_text())
+    final = json.loads(final_path.read_text()) if final_path.is_file() else {}
+    if final and seed == cfg.seed and episodes == cfg.final_eval_episodes:
         result["final_json_score"] = final["normalized_score"]
         result["replays_final_json"] = bool(np.isclose(final["normalized_score"], result["normalized_score"],
                                                        rtol=0, atol=1e-9))
+    if cfg.intent == "manager":
+        result["manager_source"] = intents.manager.source
+        scored_with = final.get("manager_source") or {}  # (runs before this field: unknown)
+        if scored_with.get("sha256") not in (None, intents.manager.source["sha256"]):
+            result["manager_changed"] = f"the run was scored with {scored_with['file']} sha256 {scored_with['sha256'][:12]}"
     return result
 
 
@@ -150,7 +157,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         write_json_atomic(out, result)
     except INPUT_ERRORS as exc:
         return report_input_error(exc)
-    if result.get("replays_final_json") is False:
+    if "manager_changed" in result:
+        print(f"warning: the Manager giving the intents has changed since the run: {result['manager_changed']}, "
+              f"this evaluation used {result['manager_source']['file']} sha256 "
+              f"{result['manager_source']['sha256'][:12]}", file=sys.stderr)
+    elif result.get("replays_final_json") is False:
         print(f"warning: final.json says {result['final_json_score']}; this evaluation of the same checkpoint, "
               "seed and episodes gives another number (another device or torch version?)", file=sys.stderr)
     print(f"wrote {out}", file=sys.stderr)

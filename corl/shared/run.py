@@ -293,6 +293,8 @@ class WorkerRun:
                   "normalized_score": float(scores.mean()), "normalized_score_std": float(scores.std())}
         if targets:
             result["normalized_score_per_target"] = {f"{t:g}": float(s.mean()) for t, s in zip(targets, per_target)}
+        if cfg.intent == "manager":  # the exact Manager whose intents the score was made with
+            result["manager_source"] = self.intents.manager.source
         result["code_version"] = code_version()
         self.run_dir.finish(result)
         if logger:

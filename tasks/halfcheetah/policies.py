@@ -12,7 +12,6 @@ episodes run beside it (a batched matmul may round differently from a single row
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -23,6 +22,7 @@ import numpy as np
 import torch
 
 from common.atomic import atomic_path, write_json_atomic
+from common.checkpoint import file_sha256
 
 SNAPSHOT_FORMAT = 1
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
@@ -41,10 +41,6 @@ def asset_path(name: str) -> Path:
     return package.ASSETS_DIR / f"{name}.pt"
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def save_snapshot(path: str | os.PathLike, state_dict: dict[str, torch.Tensor], obs_dim: int, act_dim: int,
                   hidden: int, meta: dict[str, Any]) -> Path:
     """Write `<path>` (.pt) and its `.json` sidecar atomically (the .pt first, so a sidecar never
@@ -54,7 +50,7 @@ def save_snapshot(path: str | os.PathLike, state_dict: dict[str, torch.Tensor], 
             "state_dict": {k: v.detach().to("cpu", torch.float32).clone() for k, v in state_dict.items()}}
     with atomic_path(path) as tmp:
         torch.save(blob, tmp)
-    sidecar = dict(meta, file=path.name, sha256=_sha256(path), format=SNAPSHOT_FORMAT,
+    sidecar = dict(meta, file=path.name, sha256=file_sha256(path), format=SNAPSHOT_FORMAT,
                    torch_version=torch.__version__)
     write_json_atomic(path.with_suffix(".json"), sidecar)
     return path
@@ -106,7 +102,7 @@ def read_snapshot(path: str | os.PathLike, obs_dim: int | None = None,
         raise SnapshotError(f"no actor snapshot at {path}; train one with `python -m tasks.halfcheetah.sac` "
                             "(see docs/tasks.md, halfcheetah)")
     meta = read_snapshot_meta(path)
-    if meta.get("sha256") != _sha256(path):
+    if meta.get("sha256") != file_sha256(path):
         raise SnapshotError(f"{path} does not match the sha256 in its sidecar {path.with_suffix('.json').name}: "
                             "one of the two was replaced or damaged")
     try:
