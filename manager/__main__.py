@@ -4,6 +4,7 @@
   python -m manager train --mode iql_td_mpc --env maze2d-umaze-v1 --set horizon=3 --set lr=1e-4
   python -m manager train --mode manager --env maze2d-medium-v1 --seeds 0,1,2   (3 seeds, one process)
   python -m manager config --mode manager --env antmaze-large-play-v2     (print the resolved config)
+  python -m manager evaluate runs/maze2d-umaze-v1/iql_td_mpc/seed0 --episodes 100   (score a flat agent again)
 
 --set KEY=VALUE overrides any agent field (see `python -m manager config`); defaults are the
 paper's Tables 6-8, adjusted per task (reward scale, antmaze critic loss) and per profile.
@@ -47,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
         add_config_arguments(p, TrainConfig)
         p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override an agent config field (repeatable)")
+    sub.add_parser("evaluate", help="score a trained flat agent again from its checkpoint "
+                                    "(python -m manager evaluate --help)", add_help=False)
     return parser
 
 
@@ -60,6 +63,10 @@ def print_results(results: list[dict | None]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["evaluate"]:  # its own options (common/evaluations.py): python -m manager evaluate --help
+        from manager.evaluate import main as evaluate_main
+
+        return evaluate_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         train_cfg = config_from_args(TrainConfig, args)

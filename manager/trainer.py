@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from common.checkpoint import check_resumed_settings, load_checkpoint, save_atomic
+from common.checkpoint import CheckpointError, check_resumed_settings, load_checkpoint, save_atomic
 from common.cli import COMPILE_MODES, check_minimums, compile_kwargs
 from common.cli import config_field as field
 from common.device import resolve_device, resolve_profile
@@ -166,7 +166,9 @@ class Trainer:
                 "decoder": None if self.decoder is None else self.decoder.state_dict(),
                 "decoder_optim": None if self.decoder_optim is None else self.decoder_optim.state_dict(),
                 "config": config_to_dict(self.run.agent), "train": self.resumable_settings(),
-                "env": self.run.train.env, "obs_dim": self.obs_dim}
+                "env": self.run.train.env, "obs_dim": self.obs_dim, "act_dim": self.act_dim,
+                # what the agent's inputs were normalised with: the checkpoint alone can act (manager.evaluate)
+                "obs_mean": torch.as_tensor(self.sampler.obs_mean), "obs_std": torch.as_tensor(self.sampler.obs_std)}
 
     def resumable_settings(self) -> dict[str, Any]:
         """The run's settings as resolved (steps, episodes and profile, not 'the profile's default')."""
@@ -179,6 +181,11 @@ class Trainer:
             raise ValueError(f"{self.checkpoint_path} belongs to another run ({state['env']}); use another --runs-dir")
         check_resumed_settings(self.checkpoint_path, state["config"], config_to_dict(self.run.agent))
         check_resumed_settings(self.checkpoint_path, state.get("train", {}), self.resumable_settings(), RESUME_FREE)
+        if "obs_mean" in state and not (np.allclose(state["obs_mean"].cpu().numpy(), self.sampler.obs_mean, rtol=1e-5)
+                                        and np.allclose(state["obs_std"].cpu().numpy(), self.sampler.obs_std, rtol=1e-5)):
+            raise CheckpointError(f"{self.checkpoint_path} was trained on another {self.run.train.env} dataset (its "
+                                  "observation statistics differ from this one's): put that dataset back, or pass "
+                                  "--overwrite to start again on this one")
         self.agent.load_state_dict(state["agent"])
         self.sampler.load_state_dict(state["sampler"])
         if self.decoder is not None and state["decoder"] is not None:

@@ -12,43 +12,25 @@ unless --overwrite) and is printed as key=value lines.
 from __future__ import annotations
 
 import importlib
-import json
-import sys
 import time
 import typing
-from dataclasses import asdict, dataclass, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
 import torch
 
-from common.atomic import write_json_atomic
 from common.checkpoint import load_checkpoint
-from common.cli import check_minimums, parse_config
-from common.cli import config_field as field
+from common.cli import parse_config
 from common.device import resolve_device
-from common.errors import INPUT_ERRORS, InputError, report_input_error
+from common.errors import InputError
+from common.evaluations import EvaluateConfig, compare_with_final, result_path, run_evaluation
 from common.machine import device_description
 from corl.shared.config import WorkerConfig
 from corl.shared.run import NormalizedPolicy, env_dims, eval_env_count, eval_targets, scores_at_targets
 from tasks import get_task, make_vector_env
 from tasks.datasets import code_version
 from wrappers import make_intent_source, wrap_env
-
-
-@dataclass
-class EvaluateConfig:
-    run_dir: str = field(None, "a worker's run folder, runs/<env>/<algo>/<intent>/seed<k> (its checkpoint.pt)",
-                         positional=True)
-    episodes: int = field(0, "evaluation episodes (0: the run's final_eval_episodes, as final.json's score)")
-    seed: int = field(-1, "evaluation seed: episode e starts from reset seed (seed, e) (-1: the run's seed, as "
-                          "final.json's score)")
-    device: str = field("auto", "auto | cpu | cuda")
-    overwrite: bool = field(False, "redo an evaluation whose result file exists instead of reporting it")
-
-
-EVALUATE_MINIMUMS = {"episodes": 0, "seed": -1}
 
 
 def load_worker(run_dir: Path, device: torch.device) -> tuple[WorkerConfig, Any, dict]:
@@ -81,10 +63,6 @@ def rebuild_algo(module: Any, cfg: WorkerConfig, eval_env, algo_state: dict, dev
     return algo
 
 
-def result_path(run_dir: Path, episodes: int, seed: int) -> Path:
-    return run_dir / "evaluations" / f"episodes{episodes}_seed{seed}.json"
-
-
 def evaluate_run(run_dir: str | Path, episodes: int = 0, seed: int = -1, device: str = "auto") -> dict[str, Any]:
     """Evaluate a worker run's checkpoint (see the module's docstring); returns the result (not written)."""
     torch_device = resolve_device(device)
@@ -106,7 +84,7 @@ def evaluate_loaded(run_dir: Path, cfg: WorkerConfig, module: Any, state: dict, 
             raise InputError(f"{run_dir}'s checkpoint has observations of size {state['obs_dim']}, its intents now "
                              f"give {envs.single_observation_space.shape[0]}: was its Manager replaced?")
         algo = rebuild_algo(module, cfg, envs, state["algo"], torch_device)
-        policy = NormalizedPolicy(algo, state["obs_mean"].numpy(), state["obs_std"].numpy(), torch_device)
+        policy = NormalizedPolicy(algo, state["obs_mean"], state["obs_std"], torch_device)
         start = time.perf_counter()
         per_target = scores_at_targets(cfg.env, intents, algo, policy, envs, episodes, seed)
     finally:
@@ -121,12 +99,7 @@ def evaluate_loaded(run_dir: Path, cfg: WorkerConfig, module: Any, state: dict, 
     targets = eval_targets(algo)
     if targets:
         result["normalized_score_per_target"] = {f"{t:g}": float(s.mean()) for t, s in zip(targets, per_target)}
-    final_path = run_dir / "final.json"
-    final = json.loads(final_path.read_text()) if final_path.is_file() else {}
-    if final and seed == cfg.seed and episodes == cfg.final_eval_episodes:
-        result["final_json_score"] = final["normalized_score"]
-        result["replays_final_json"] = bool(np.isclose(final["normalized_score"], result["normalized_score"],
-                                                       rtol=0, atol=1e-9))
+    final = compare_with_final(result, run_dir, seed == cfg.seed and episodes == cfg.final_eval_episodes)
     if cfg.intent == "manager":
         result["manager_source"] = intents.manager.source
         scored_with = final.get("manager_source") or {}  # (runs before this field: unknown)
@@ -137,39 +110,21 @@ def evaluate_loaded(run_dir: Path, cfg: WorkerConfig, module: Any, state: dict, 
 
 def main(argv: Sequence[str] | None = None) -> int:
     cfg = parse_config(EvaluateConfig, "python -m corl evaluate", __doc__, list(argv or []))
-    try:
-        check_minimums(cfg, EVALUATE_MINIMUMS)
+
+    def load(cfg: EvaluateConfig):
         run_dir, device = Path(cfg.run_dir), resolve_device(cfg.device)
         worker_cfg, module, state = load_worker(run_dir, device)
         episodes = cfg.episodes or worker_cfg.final_eval_episodes
         seed = worker_cfg.seed if cfg.seed < 0 else cfg.seed
-        out = result_path(run_dir, episodes, seed)
-        if out.is_file() and not cfg.overwrite:
-            done = json.loads(out.read_text())
-            if done.get("checkpoint_step") == int(state["step"]):
-                print(f"{out} exists for this checkpoint (step {done['checkpoint_step']}); reporting it "
-                      "(pass --overwrite to evaluate again)", file=sys.stderr)
-                return print_result(done)
-            print(f"{out} was made at checkpoint step {done.get('checkpoint_step')}, the run has moved on to step "
-                  f"{int(state['step'])}: evaluating again", file=sys.stderr)
-        result = evaluate_loaded(run_dir, worker_cfg, module, state, episodes, seed, device)
-        result["config"] = asdict(cfg)
-        write_json_atomic(out, result)
-    except INPUT_ERRORS as exc:
-        return report_input_error(exc)
-    if "manager_changed" in result:
-        print(f"warning: the Manager giving the intents has changed since the run: {result['manager_changed']}, "
-              f"this evaluation used {result['manager_source']['file']} sha256 "
-              f"{result['manager_source']['sha256'][:12]}", file=sys.stderr)
-    elif result.get("replays_final_json") is False:
-        print(f"warning: final.json says {result['final_json_score']}; this evaluation of the same checkpoint, "
-              "seed and episodes gives another number (another device or torch version?)", file=sys.stderr)
-    print(f"wrote {out}", file=sys.stderr)
-    return print_result(result)
+        return (result_path(run_dir, episodes, seed), int(state["step"]),
+                lambda: evaluate_loaded(run_dir, worker_cfg, module, state, episodes, seed, device))
+
+    return run_evaluation(cfg, load, manager_warnings)
 
 
-def print_result(result: dict[str, Any]) -> int:
-    for key, value in result.items():
-        if key != "config":
-            print(f"{key}={value}")
-    return 0
+def manager_warnings(result: dict[str, Any]) -> list[str]:
+    if "manager_changed" not in result:
+        return []
+    source = result["manager_source"]
+    return [f"the Manager giving the intents has changed since the run: {result['manager_changed']}, this "
+            f"evaluation used {source['file']} sha256 {source['sha256'][:12]}"]
