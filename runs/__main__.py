@@ -130,6 +130,9 @@ def print_dry_run(cells: list[Cell], cfg: TablesConfig, options: GridOptions) ->
         command = stacked_command(group, options) if cell in group and len(group) > 1 else cell.command
         if cell in group and len(group) > 1:
             extra += f"  [stacked: seeds {','.join(str(c.seed) for c in group)} in one process]"
+        progress = m.logged_progress(cell.run_dir) if states[cell.key] != m.DONE else None
+        if progress:
+            extra += f"  [logged to step {progress[0]} of {progress[1]}]"
         if states[cell.key] in m.NEEDS_RUN and (cell.run_dir / "checkpoint.pt").is_file():
             extra += "  [resumes from its checkpoint.pt]"
         if in_training(cell.run_dir):  # e.g. started by hand: the grid would wait for it

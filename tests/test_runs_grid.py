@@ -243,9 +243,11 @@ def test_dry_run_lists_states_and_commands_and_writes_nothing(tmp_path, capsys):
     flat = runs / UMAZE / "iql_td_mpc" / "seed0"
     flat.mkdir(parents=True)
     (flat / "checkpoint.pt").write_bytes(b"")
+    (flat / "config.yaml").write_text("train: {mode: iql_td_mpc}\nsteps: 1000\n")
+    (flat / "metrics.csv").write_text("step,loss\n100,0.5\n200,0.4\n")
     assert runs_main(["table1", "--envs", UMAZE, "--seeds", "0", "--runs-dir", str(runs), "--dry-run"]) == 0
     line = dry_run_line(capsys.readouterr().out, f"{UMAZE}/iql_td_mpc/seed0")
-    assert "[resumes from its checkpoint.pt]" in line and "in use" not in line
+    assert "[logged to step 200 of 1000]  [resumes from its checkpoint.pt]" in line and "in use" not in line
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from common.run_dir import RunDir; "
                                "c = RunDir(sys.argv[1], sys.argv[2], 'iql_td_mpc', 0).claim(); "
                                "print('held', flush=True); time.sleep(120)", str(runs), UMAZE],
