@@ -6,6 +6,9 @@ clean up. The file itself stays and names its last holder (host, pid, since when
 for the error message of the next process and for people reading the folder. On network file
 systems flock is as reliable as the file system's lock support (NFSv4: yes).
 
+Where `fcntl` does not exist (Windows) there are no locks: every lock is granted, so two processes
+on one run folder are not stopped there; everything else works.
+
 Used by the run folders (common/run_dir.py: one training process per run), by the grid's cell
 claims (runs/claims.py) and around making a missing dataset (tasks/datasets.py: one process makes
 it, the others wait for it and read it).
@@ -13,7 +16,6 @@ it, the others wait for it and read it).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import shlex
@@ -23,6 +25,11 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+try:
+    import fcntl
+except ImportError:  # Windows: no flock (see the module's docstring)
+    fcntl = None  # type: ignore[assignment]
+
 
 def try_lock(path: Path) -> int | None:
     """Take the lock on `path` (created if needed) and write this process as its holder; returns the
@@ -30,7 +37,8 @@ def try_lock(path: Path) -> int | None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
         return None
@@ -38,7 +46,8 @@ def try_lock(path: Path) -> int | None:
     holder = {"host": socket.gethostname(), "pid": os.getpid(), "since_unix": time.time(),
               "command": command if len(command) <= 300 else command[:297] + "..."}
     os.ftruncate(fd, 0)
-    os.pwrite(fd, (json.dumps(holder) + "\n").encode(), 0)
+    os.lseek(fd, 0, os.SEEK_SET)
+    os.write(fd, (json.dumps(holder) + "\n").encode())
     return fd
 
 
@@ -50,7 +59,7 @@ def waiting_lock(path: Path, on_wait: Callable[[str], None]) -> Iterator[None]:
     if fd is None:
         on_wait(describe_holder(last_holder(path)))
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        fcntl.flock(fd, fcntl.LOCK_EX)  # blocks until the holder ends, finished or killed
+        fcntl.flock(fd, fcntl.LOCK_EX)  # blocks until the holder ends, finished or killed (try_lock: flock exists)
     try:
         yield
     finally:
@@ -59,6 +68,8 @@ def waiting_lock(path: Path, on_wait: Callable[[str], None]) -> Iterator[None]:
 
 def is_locked(path: Path) -> bool:
     """Whether some descriptor holds the lock on `path` (this process's own included)."""
+    if fcntl is None:
+        return False
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:

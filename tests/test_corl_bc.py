@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from common.checkpoint import CheckpointError
+from common.checkpoint import CheckpointError, load_checkpoint, save_atomic
 from common.interrupt import TrainingInterrupted
 from corl import any_percent_bc as bc
 from corl.shared import config as worker_config
@@ -220,6 +220,19 @@ def test_resume_with_another_observation_size_is_refused(data_dir, tmp_path):
     assert run_bc(data_dir, tmp_path, "random", "--chunk_steps", "100") is None
     with pytest.raises(CheckpointError, match="size 14.*size 9"):
         run_bc(data_dir, tmp_path, "random", "--intent_dim", "5")
+
+
+def test_resume_on_other_data_is_refused(data_dir, tmp_path):
+    """The state statistics the checkpoint was trained with must be the data's now (a replaced dataset or
+    Manager changes them): refused with the fix, the checkpoint kept."""
+    assert run_bc(data_dir, tmp_path, "none", "--chunk_steps", "100") is None
+    path = tmp_path / ENV / "bc" / "none" / "seed0" / "checkpoint.pt"
+    state = load_checkpoint(path)
+    state["obs_std"] = state["obs_std"] * 2
+    save_atomic(state, path)
+    with pytest.raises(CheckpointError, match="trained on other data .* pass --overwrite"):
+        run_bc(data_dir, tmp_path, "none", "--chunk_steps", "100")
+    assert torch.equal(load_checkpoint(path)["obs_std"], state["obs_std"])
 
 
 def test_a_resumed_worker_names_the_commit_it_started_with(data_dir, tmp_path, monkeypatch):

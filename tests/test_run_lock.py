@@ -120,3 +120,15 @@ def test_a_manager_run_in_use_is_refused_single_and_stacked(tmp_path, capsys):
         assert capsys.readouterr().err.startswith(f"error: {held.path} is in use by pid {holder.pid}")
         assert not is_locked(free.lock_path)  # the stacked call let go of the seed it had claimed
     assert not (tmp_path / "no_data").exists()
+
+
+def test_without_flock_every_lock_is_granted(tmp_path, monkeypatch):
+    """Windows has no fcntl: runs work, unguarded (common/file_lock.py's docstring)."""
+    import common.file_lock as file_lock
+
+    monkeypatch.setattr(file_lock, "fcntl", None)
+    run = make_run(tmp_path)
+    with run.claim():
+        assert not is_locked(run.lock_path) and json.loads(run.lock_path.read_text())["pid"] > 0
+        with file_lock.waiting_lock(tmp_path / ".data.lock", on_wait=lambda holder: pytest.fail(holder)):
+            pass

@@ -187,7 +187,8 @@ class WorkerRun:
         if "cuda" in state and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["cuda"], self.device)
 
-    def _resume(self, algo: Algorithm, buffer: ReplayBuffer, obs_dim: int) -> int:
+    def _resume(self, algo: Algorithm, buffer: ReplayBuffer, obs_dim: int, obs_mean: np.ndarray,
+                obs_std: np.ndarray) -> int:
         state = load_checkpoint(self.checkpoint_path, self.device)
         if state["env"] != self.cfg.env or state["obs_dim"] != obs_dim:
             raise CheckpointError(
@@ -195,6 +196,12 @@ class WorkerRun:
                 f"this run is {self.cfg.env} with size {obs_dim} (intent={self.cfg.intent}); "
                 "use another --runs-dir or pass --overwrite")
         check_resumed_settings(self.checkpoint_path, state["config"], dataclasses.asdict(self.cfg), RESUME_FREE)
+        if not (np.allclose(state["obs_mean"].cpu().numpy(), obs_mean, rtol=1e-5)
+                and np.allclose(state["obs_std"].cpu().numpy(), obs_std, rtol=1e-5)):
+            raise CheckpointError(
+                f"{self.checkpoint_path} was trained on other data (its state statistics differ from this "
+                f"{self.cfg.env} dataset's with these intents: was the dataset or the Manager replaced?); put "
+                "them back, or pass --overwrite to start again")
         algo.load_state_dict(state["algo"])
         buffer.load_state_dict(state["buffer"])
         self._set_rng_state(state["rng"])
@@ -229,7 +236,7 @@ class WorkerRun:
         step = 0
         commit = code_version()  # read (and cached) now, resumed or not: final.json names the code this process loaded
         if self.checkpoint_path.exists() and not cfg.overwrite:
-            step = self._resume(algo, buffer, obs_dim)
+            step = self._resume(algo, buffer, obs_dim, obs_mean, obs_std)
             self.run_dir.truncate_metrics(step)
         else:
             self.run_dir.start({**dataclasses.asdict(cfg), "device": str(self.device), "obs_dim": obs_dim,
