@@ -6,8 +6,9 @@ clean up. The file itself stays and names its last holder (host, pid, since when
 for the error message of the next process and for people reading the folder. On network file
 systems flock is as reliable as the file system's lock support (NFSv4: yes).
 
-Where `fcntl` does not exist (Windows) there are no locks: every lock is granted, so two processes
-on one run folder are not stopped there; everything else works.
+Where locks cannot be had (no `fcntl`: Windows; a file system without flock: some Lustre or NFS
+mounts) every lock is granted (with a warning for such a file system), so two processes on one
+run folder are not stopped there; everything else works.
 
 Used by the run folders (common/run_dir.py: one training process per run), by the grid's cell
 claims (runs/claims.py) and around making a missing dataset (tasks/datasets.py: one process makes
@@ -22,6 +23,7 @@ import shlex
 import socket
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -31,17 +33,41 @@ except ImportError:  # Windows: no flock (see the module's docstring)
     fcntl = None  # type: ignore[assignment]
 
 
-def try_lock(path: Path) -> int | None:
+_UNSUPPORTED_SEEN: set[str] = set()  # file systems already warned about (their error text)
+
+
+def _flock(fd: int, flags: int, path: Path) -> bool:
+    """flock(fd, flags): True when taken, False when another descriptor holds a conflicting lock. Where
+    locks cannot be had (no fcntl; a file system without flock, as some Lustre or NFS mounts) it
+    grants, with one warning per process and error."""
+    if fcntl is None:
+        return True
+    try:
+        fcntl.flock(fd, flags)
+        return True
+    except BlockingIOError:
+        return False
+    except OSError as exc:
+        if str(exc) not in _UNSUPPORTED_SEEN:
+            _UNSUPPORTED_SEEN.add(str(exc))
+            warnings.warn(f"no file locks on the file system of {path} ({exc}): two processes on one run folder "
+                          "or dataset are not stopped there", RuntimeWarning, stacklevel=3)
+        return True
+
+
+def try_lock(path: Path, attempts: int = 5) -> int | None:
     """Take the lock on `path` (created if needed) and write this process as its holder; returns the
-    open descriptor that holds it (close it to release), or None when another descriptor holds it."""
+    open descriptor that holds it (close it to release), or None when another descriptor holds it.
+    A few quick retries ride out a reader's momentary probe (is_locked)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        if fcntl is not None:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
+    for attempt in range(attempts):
+        if _flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB if fcntl else 0, path):
+            break
+        if attempt == attempts - 1:
+            os.close(fd)
+            return None
+        time.sleep(0.02)
     command = shlex.join(sys.orig_argv)  # as typed: python -m corl bc --env ...
     holder = {"host": socket.gethostname(), "pid": os.getpid(), "since_unix": time.time(),
               "command": command if len(command) <= 300 else command[:297] + "..."}
@@ -59,7 +85,7 @@ def waiting_lock(path: Path, on_wait: Callable[[str], None]) -> Iterator[None]:
     if fd is None:
         on_wait(describe_holder(last_holder(path)))
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        fcntl.flock(fd, fcntl.LOCK_EX)  # blocks until the holder ends, finished or killed (try_lock: flock exists)
+        _flock(fd, fcntl.LOCK_EX, path)  # blocks until the holder ends, finished or killed (try_lock: fcntl exists)
     try:
         yield
     finally:
@@ -75,12 +101,9 @@ def is_locked(path: Path) -> bool:
     except FileNotFoundError:
         return False
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
+        return not _flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB, path)
     finally:
         os.close(fd)
-    return False
 
 
 def last_holder(path: Path) -> dict[str, Any]:

@@ -132,3 +132,34 @@ def test_without_flock_every_lock_is_granted(tmp_path, monkeypatch):
         assert not is_locked(run.lock_path) and json.loads(run.lock_path.read_text())["pid"] > 0
         with file_lock.waiting_lock(tmp_path / ".data.lock", on_wait=lambda holder: pytest.fail(holder)):
             pass
+
+
+def test_a_file_system_without_flock_warns_and_grants(tmp_path, monkeypatch):
+    import errno
+
+    import common.file_lock as file_lock
+
+    def no_locks(fd, flags):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(file_lock.fcntl, "flock", no_locks)
+    monkeypatch.setattr(file_lock, "_UNSUPPORTED_SEEN", set())
+    run = make_run(tmp_path)
+    with pytest.warns(RuntimeWarning, match="no file locks on the file system of .*No locks available"):
+        with run.claim():
+            assert not is_locked(run.lock_path)
+
+
+def test_a_momentary_probe_does_not_refuse_a_claim(tmp_path):
+    """is_locked takes a shared lock for an instant; a claim taken in that instant retries, not fails."""
+    import fcntl
+    import os
+    import threading
+
+    run = make_run(tmp_path)
+    run.path.mkdir(parents=True)
+    probe = os.open(run.lock_path, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(probe, fcntl.LOCK_SH)
+    threading.Timer(0.03, os.close, (probe,)).start()
+    with run.claim():
+        assert is_locked(run.lock_path)
