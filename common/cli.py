@@ -42,10 +42,12 @@ def check_minimums(cfg: Any, minimums: dict[str, float], flag: Callable[[str], s
             raise ValueError(f"{flag(name)} must be at least {minimum:g}, got {value:g}")
 
 
-def config_field(default: Any, help: str, positional: bool = False, choices: Any = None) -> Any:
-    """A dataclass field with its help string (required) and CLI hints."""
+def config_field(default: Any, help: str, positional: bool = False, choices: Any = None,
+                 nargs: str | None = None) -> Any:
+    """A dataclass field with its help string (required) and CLI hints (`nargs`: a positional's, "+"
+    for a list of one or more)."""
     return dataclasses.field(default=default, metadata={"help": help, "positional": positional,
-                                                        "choices": choices,
+                                                        "choices": choices, "nargs": nargs,
                                                         "custom_args": {"help": help}})  # pyrallis reads this
 
 
@@ -69,7 +71,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
         choices = f.metadata.get("choices") or choices
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
         if f.metadata.get("positional"):
-            parser.add_argument(f.name, type=tp, choices=choices, help=help_text)
+            parser.add_argument(f.name, type=tp, choices=choices, nargs=f.metadata.get("nargs"), help=help_text)
         elif tp is bool:
             parser.add_argument(dashed_flag(f.name), dest=f.name, default=default,
                                 action=argparse.BooleanOptionalAction, help=help_text)

@@ -24,7 +24,8 @@ from common.errors import INPUT_ERRORS, report_input_error
 
 @dataclass
 class EvaluateConfig:
-    run_dir: str = field(None, "the run folder (its checkpoint.pt)", positional=True)
+    run_dirs: list[str] = field(None, "run folders (each with its checkpoint.pt), e.g. runs/<env>/<what>/seed*",
+                                positional=True, nargs="+")
     episodes: int = field(0, "evaluation episodes (0: as many as the run's final evaluation)")
     seed: int = field(-1, "evaluation seed: episode e starts from reset seed (seed, e) (-1: the run's seed; with "
                           "the default episodes this replays final.json's score)")
@@ -66,27 +67,67 @@ def compare_with_final(result: dict[str, Any], run_dir: Path, replays_final: boo
     return final
 
 
-def run_evaluation(cfg: EvaluateConfig, evaluate: Callable[[EvaluateConfig], tuple[Path, int, Callable[[], dict]]],
-                   warnings: Callable[[dict[str, Any]], list[str]] = lambda result: []) -> int:
-    """The `main` of both commands: `evaluate(cfg)` loads the run and returns (result path, checkpoint
-    step, a callable that evaluates); prints `warnings(result)` and the result as key=value lines."""
-    try:
-        check_minimums(cfg, EVALUATE_MINIMUMS)
-        out, checkpoint_step, evaluate_now = evaluate(cfg)
-        result = earlier_result(out, checkpoint_step, cfg.overwrite)
-        if result is None:
-            result = {**evaluate_now(), "config": asdict(cfg)}
-            write_json_atomic(out, result)
-            print(f"wrote {out}", file=sys.stderr)
-    except INPUT_ERRORS as exc:
-        return report_input_error(exc)
+Loader = Callable[[Path, EvaluateConfig], tuple[Path, int, Callable[[], dict]]]
+
+
+def evaluate_one(run_dir: Path, cfg: EvaluateConfig, load: Loader,
+                 warnings: Callable[[dict[str, Any]], list[str]]) -> dict[str, Any]:
+    """One run folder: its earlier result for this checkpoint, or a new evaluation written to its
+    result file; prints the warnings about it."""
+    out, checkpoint_step, evaluate_now = load(run_dir, cfg)
+    result = earlier_result(out, checkpoint_step, cfg.overwrite)
+    if result is None:
+        result = {**evaluate_now(), "config": asdict(cfg)}
+        write_json_atomic(out, result)
+        print(f"wrote {out}", file=sys.stderr)
     lines = warnings(result)
     if not lines and result.get("replays_final_json") is False:
-        lines = [f"final.json says {result['final_json_score']}; this evaluation of the same checkpoint, seed and "
-                 "episodes gives another number (another device or torch version?)"]
+        lines = [f"{run_dir}: final.json says {result['final_json_score']}; this evaluation of the same checkpoint, "
+                 "seed and episodes gives another number (another device or torch version?)"]
     for line in lines:
         print(f"warning: {line}", file=sys.stderr)
-    for key, value in result.items():
-        if key != "config":
-            print(f"{key}={value}")
-    return 0
+    return result
+
+
+def summary_table(results: list[dict[str, Any]]) -> str:
+    """Mean +- std over runs (seeds) of the normalised score, per env, algorithm (or mode), intent and
+    episode count."""
+    groups: dict[tuple, list[float]] = {}
+    for r in results:
+        key = (r["env"], r.get("algo") or r.get("mode"), r.get("intent", "-"), r["episodes"])
+        groups.setdefault(key, []).append(r["normalized_score"])
+    lines = ["| env | algo / mode | intent | episodes | runs | normalised score (mean +- std over runs) |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for (env, what, intent, episodes), scores in groups.items():
+        lines.append(f"| {env} | {what} | {intent} | {episodes} | {len(scores)} | "
+                     f"{np.mean(scores):.1f} +- {np.std(scores):.1f} |")
+    return "\n".join(lines)
+
+
+def run_evaluation(cfg: EvaluateConfig, load: Loader,
+                   warnings: Callable[[dict[str, Any]], list[str]] = lambda result: []) -> int:
+    """The `main` of both commands: each run folder evaluated (`load(run_dir, cfg)` returns its result
+    path, its checkpoint step and a callable that evaluates) or its earlier result reported, as
+    key=value lines; with several folders, a blank line between them and a summary table at the end.
+    A folder that fails is named and the others go on; exit status 2 if any failed."""
+    try:
+        check_minimums(cfg, EVALUATE_MINIMUMS)
+    except INPUT_ERRORS as exc:
+        return report_input_error(exc)
+    results, failed = [], 0
+    for index, run_dir in enumerate(cfg.run_dirs):
+        try:
+            result = evaluate_one(Path(run_dir), cfg, load, warnings)
+        except INPUT_ERRORS as exc:
+            failed += 1
+            report_input_error(exc)
+            continue
+        if results:
+            print()
+        results.append(result)
+        for key, value in result.items():
+            if key != "config":
+                print(f"{key}={value}")
+    if len(cfg.run_dirs) > 1 and results:
+        print("\n" + summary_table(results))
+    return 2 if failed else 0

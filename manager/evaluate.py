@@ -1,11 +1,12 @@
-"""Score a trained flat agent again: `python -m manager evaluate RUN_DIR [--episodes N] [--seed S]`.
+"""Score trained flat agents again: `python -m manager evaluate RUN_DIR [RUN_DIR ...] [--episodes N] [--seed S]`.
 
 Loads a flat run's checkpoint.pt (IQL-TD-MPC or TD-MPC: the world model, the agent config, the
 observation statistics, the step; a finished run, or one still training or stopped, at its last
 checkpoint) and evaluates batched MPC with it as the run's final evaluation did (the planner seeded
 with the evaluation seed, the run's number of envs at once). With the run's seed and episode count
 (the defaults) it replays final.json's score; other seeds or more episodes give a fresh estimate.
-The result goes to `<run>/evaluations/episodes<N>_seed<S>.json` (common/evaluations.py). A Manager
+The result goes to `<run>/evaluations/episodes<N>_seed<S>.json` (common/evaluations.py); several
+folders end with a table of mean +- std over them. A Manager
 run is not an env policy (it acts every k steps in a discrete space): score the workers that use its
 intents (`python -m corl evaluate`).
 """
@@ -91,8 +92,8 @@ def evaluate_run(run_dir: str | Path, episodes: int = 0, seed: int = -1, device:
 def main(argv: Sequence[str] | None = None) -> int:
     cfg = parse_config(EvaluateConfig, "python -m manager evaluate", __doc__, list(argv or []))
 
-    def load(cfg: EvaluateConfig):
-        run_dir, device = Path(cfg.run_dir), resolve_device(cfg.device)
+    def load(run_dir: Path, cfg: EvaluateConfig):
+        device = resolve_device(cfg.device)
         state = load_flat_run(run_dir, device)
         episodes = cfg.episodes or state["train"]["eval_episodes"]
         seed = state["train"]["seed"] if cfg.seed < 0 else cfg.seed

@@ -84,3 +84,19 @@ def test_bad_folders_and_settings_are_clear_errors(tmp_path, capsys):
     assert corl_main(["evaluate", str(tmp_path), "--episodes", "-3"]) == 2
     assert "--episodes must be at least 0, got -3" in capsys.readouterr().err
     assert not any(Path(tmp_path).rglob("evaluations"))
+
+
+def test_several_folders_end_with_a_summary_and_a_bad_one_does_not_stop_the_rest(data_dir, tmp_path, capsys):
+    scores = []
+    for seed in (0, 1):
+        scores.append(smoke_run(bc.train, bc.BCConfig, "bc", data_dir, tmp_path, "none", "--seed", str(seed),
+                                "--final_eval_episodes", "4")["normalized_score"])
+    runs = [str(tmp_path / ENV / "bc" / "none" / f"seed{seed}") for seed in (0, 1)]
+    assert corl_main(["evaluate", runs[0], str(tmp_path / "missing"), runs[1], "--device", "cpu"]) == 2
+    out = capsys.readouterr()
+    assert f"error: {tmp_path / 'missing'} holds no checkpoint.pt" in out.err
+    assert [line for line in out.out.splitlines() if line.startswith("normalized_score=")] == \
+        [f"normalized_score={score}" for score in scores]
+    table = out.out.split("\n\n")[-1]
+    assert table.splitlines()[2] == (f"| {ENV} | bc | none | 4 | 2 | {np.mean(scores):.1f} +- "
+                                     f"{np.std(scores):.1f} |")

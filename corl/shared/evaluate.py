@@ -1,4 +1,4 @@
-"""Score a trained worker again: `python -m corl evaluate RUN_DIR [--episodes N] [--seed S]`.
+"""Score trained workers again: `python -m corl evaluate RUN_DIR [RUN_DIR ...] [--episodes N] [--seed S]`.
 
 Loads the run folder's checkpoint.pt (its weights, normalisation stats, config and step: a finished
 run, or one still training or stopped, at its last checkpoint), rebuilds the worker's algorithm
@@ -7,7 +7,8 @@ the same number of envs at once) and evaluates it. With the run's own seed and
 `final_eval_episodes` it replays the run's final evaluation, the same numbers as final.json
 (checked and said); other seeds or more episodes give a fresh estimate. The result goes to
 `<run>/evaluations/episodes<N>_seed<S>.json` (atomic; an existing one is reported, not redone,
-unless --overwrite) and is printed as key=value lines.
+unless --overwrite) and is printed as key=value lines; several folders (a grid's seeds:
+`runs/<env>/bc/manager/seed*`) end with a table of mean +- std over them.
 """
 from __future__ import annotations
 
@@ -111,8 +112,8 @@ def evaluate_loaded(run_dir: Path, cfg: WorkerConfig, module: Any, state: dict, 
 def main(argv: Sequence[str] | None = None) -> int:
     cfg = parse_config(EvaluateConfig, "python -m corl evaluate", __doc__, list(argv or []))
 
-    def load(cfg: EvaluateConfig):
-        run_dir, device = Path(cfg.run_dir), resolve_device(cfg.device)
+    def load(run_dir: Path, cfg: EvaluateConfig):
+        device = resolve_device(cfg.device)
         worker_cfg, module, state = load_worker(run_dir, device)
         episodes = cfg.episodes or worker_cfg.final_eval_episodes
         seed = worker_cfg.seed if cfg.seed < 0 else cfg.seed
