@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Any, Collection, Mapping
 
+import numpy as np
 import torch
 
 from common.atomic import atomic_path
@@ -61,3 +62,15 @@ def check_resumed_settings(path: str | os.PathLike, saved: Mapping[str, Any], cu
     if changed:
         raise CheckpointError(f"{path} was started with other settings ({'; '.join(changed)}); resume with the "
                               "settings it started with (config.yaml beside it), or pass --overwrite to start again")
+
+
+def check_same_statistics(path: str | os.PathLike, stored: tuple[Any, Any], current: tuple[Any, Any],
+                          data: str) -> None:
+    """A run resumes only on data with the normalisation statistics (mean, std) its checkpoint was
+    trained with: other ones mean other data, and the weights would see shifted inputs. `data` names
+    what was read now, for the message (float32 rounding aside: rtol 1e-5)."""
+    same = all(np.allclose(torch.as_tensor(s).cpu().numpy(), np.asarray(c), rtol=1e-5)
+               for s, c in zip(stored, current))
+    if not same:
+        raise CheckpointError(f"{path} was trained on other data: its observation statistics differ from those of "
+                              f"{data}; put that data back, or pass --overwrite to start again on this one")

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from common.checkpoint import CheckpointError, check_resumed_settings, load_checkpoint, save_atomic
+from common.checkpoint import check_resumed_settings, check_same_statistics, load_checkpoint, save_atomic
 from common.cli import COMPILE_MODES, check_minimums, compile_kwargs
 from common.cli import config_field as field
 from common.device import resolve_device, resolve_profile
@@ -135,7 +135,7 @@ class Trainer:
     def __init__(self, run: ResolvedRun, dataset: dict[str, np.ndarray] | None = None):
         """`dataset`: the env's arrays when the caller has loaded them already (stacked seeds share one read)."""
         self.run = run
-        t, cfg = run.train, run.agent
+        t = run.train
         self.run_dir = RunDir(t.runs_dir, t.env, t.mode, t.seed)
         self.checkpoint_path = self.run_dir.path / "checkpoint.pt"
         self.signal_stop = StopOnSignal()  # entered by train() / train_stacked(); until then never set
@@ -143,11 +143,15 @@ class Trainer:
         self.mirror: WandbMirror | None = None  # the W&B view of metrics.csv, with --wandb (begin())
         self.mirrors: list[WandbMirror] = []  # [self.mirror] once opened: closed by the caller (wandb_log.closing)
         try:
-            if dataset is None:
-                dataset = load_dataset(t.env, t.data_dir, show_progress=t.progress)
+            self._build(dataset if dataset is not None else load_dataset(t.env, t.data_dir, show_progress=t.progress))
         except BaseException:
             self.claim.release()
             raise
+
+    def _build(self, dataset: dict[str, np.ndarray]) -> None:
+        """The sampler, the agent and the decoder of the run, for its dataset."""
+        run = self.run
+        t, cfg = run.train, run.agent
         self.obs_dim, self.act_dim = dataset["observations"].shape[1], dataset["actions"].shape[1]
         self.sampler = SequenceSampler(dataset, cfg.horizon, cfg.k, cfg.reward_scale, device=run.device, seed=t.seed,
                                        max_episode_steps=get_task(t.env).max_episode_steps,
@@ -181,11 +185,9 @@ class Trainer:
             raise ValueError(f"{self.checkpoint_path} belongs to another run ({state['env']}); use another --runs-dir")
         check_resumed_settings(self.checkpoint_path, state["config"], config_to_dict(self.run.agent))
         check_resumed_settings(self.checkpoint_path, state.get("train", {}), self.resumable_settings(), RESUME_FREE)
-        if "obs_mean" in state and not (np.allclose(state["obs_mean"].cpu().numpy(), self.sampler.obs_mean, rtol=1e-5)
-                                        and np.allclose(state["obs_std"].cpu().numpy(), self.sampler.obs_std, rtol=1e-5)):
-            raise CheckpointError(f"{self.checkpoint_path} was trained on another {self.run.train.env} dataset (its "
-                                  "observation statistics differ from this one's): put that dataset back, or pass "
-                                  "--overwrite to start again on this one")
+        if "obs_mean" in state:  # (checkpoints of code before they held the statistics: not checked)
+            check_same_statistics(self.checkpoint_path, (state["obs_mean"], state["obs_std"]),
+                                  (self.sampler.obs_mean, self.sampler.obs_std), f"this {self.run.train.env} dataset")
         self.agent.load_state_dict(state["agent"])
         self.sampler.load_state_dict(state["sampler"])
         if self.decoder is not None and state["decoder"] is not None:

@@ -230,7 +230,7 @@ def test_resume_on_other_data_is_refused(data_dir, tmp_path):
     state = load_checkpoint(path)
     state["obs_std"] = state["obs_std"] * 2
     save_atomic(state, path)
-    with pytest.raises(CheckpointError, match="trained on other data .* pass --overwrite"):
+    with pytest.raises(CheckpointError, match="trained on other data: .* pass --overwrite"):
         run_bc(data_dir, tmp_path, "none", "--chunk_steps", "100")
     assert torch.equal(load_checkpoint(path)["obs_std"], state["obs_std"])
 

@@ -28,7 +28,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from common.checkpoint import CheckpointError, check_resumed_settings, load_checkpoint, save_atomic
+from common.checkpoint import (CheckpointError, check_resumed_settings, check_same_statistics, load_checkpoint,
+                               save_atomic)
 from common.cli import compile_kwargs
 from common.device import resolve_device, resolve_profile
 from common.interrupt import StopOnSignal, next_log_row
@@ -196,12 +197,8 @@ class WorkerRun:
                 f"this run is {self.cfg.env} with size {obs_dim} (intent={self.cfg.intent}); "
                 "use another --runs-dir or pass --overwrite")
         check_resumed_settings(self.checkpoint_path, state["config"], dataclasses.asdict(self.cfg), RESUME_FREE)
-        if not (np.allclose(state["obs_mean"].cpu().numpy(), obs_mean, rtol=1e-5)
-                and np.allclose(state["obs_std"].cpu().numpy(), obs_std, rtol=1e-5)):
-            raise CheckpointError(
-                f"{self.checkpoint_path} was trained on other data (its state statistics differ from this "
-                f"{self.cfg.env} dataset's with these intents: was the dataset or the Manager replaced?); put "
-                "them back, or pass --overwrite to start again")
+        check_same_statistics(self.checkpoint_path, (state["obs_mean"], state["obs_std"]), (obs_mean, obs_std),
+                              f"this {self.cfg.env} dataset with these intents (a replaced dataset or Manager?)")
         algo.load_state_dict(state["algo"])
         buffer.load_state_dict(state["buffer"])
         self._set_rng_state(state["rng"])
