@@ -41,7 +41,8 @@ def load_flat_run(run_dir: Path, device: torch.device) -> dict[str, Any]:
                          "runs/<env>/<iql_td_mpc|td_mpc>/seed<k>, whose training has written one")
     state = load_checkpoint(path, device)
     if "agent" not in state or "train" not in state:
-        raise InputError(f"{path} is not a flat agent's checkpoint (python -m manager train writes those)")
+        raise InputError(f"{path} is not a flat agent's checkpoint (python -m manager train writes those); a "
+                         "worker's is scored by python -m corl evaluate")
     if state["train"]["mode"] == "manager":
         raise InputError(f"{run_dir} is a Manager run: it acts every k steps through its workers' intents, not in "
                          "the env; score a worker that uses it (python -m corl evaluate RUN_DIR)")

@@ -73,7 +73,7 @@ def test_the_command_writes_reports_and_reevaluates(data_dir, tmp_path, capsys):
     assert json.loads(result_path(run_dir, 6, 7).read_text())["normalized_score"] == other["normalized_score"]
 
 
-def test_bad_folders_and_settings_are_clear_errors(tmp_path, capsys):
+def test_bad_folders_and_settings_are_clear_errors(data_dir, tmp_path, capsys):
     assert corl_main(["evaluate", str(tmp_path / "nowhere")]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: {tmp_path / 'nowhere'} holds no checkpoint.pt") and "<algo>/<intent>" in err
@@ -81,6 +81,13 @@ def test_bad_folders_and_settings_are_clear_errors(tmp_path, capsys):
     (tmp_path / "garbage" / "checkpoint.pt").write_bytes(b"not a checkpoint")
     assert corl_main(["evaluate", str(tmp_path / "garbage")]) == 2
     assert "checkpoint.pt" in capsys.readouterr().err
+    assert corl_main(["evaluate", str(tmp_path), "--episodes", "-3"]) == 2
+    assert "--episodes must be at least 0, got -3" in capsys.readouterr().err
+    from manager.__main__ import main as manager_main
+
+    smoke_run(bc.train, bc.BCConfig, "bc", data_dir, tmp_path, "none")
+    assert manager_main(["evaluate", str(tmp_path / ENV / "bc" / "none" / "seed0")]) == 2
+    assert "is not a flat agent's checkpoint" in capsys.readouterr().err
     assert corl_main(["evaluate", str(tmp_path), "--episodes", "-3"]) == 2
     assert "--episodes must be at least 0, got -3" in capsys.readouterr().err
     assert not any(Path(tmp_path).rglob("evaluations"))

@@ -60,6 +60,11 @@ def test_the_command_writes_and_reports_and_refuses_manager_runs(data_dir, tmp_p
     assert "is a Manager run" in capsys.readouterr().err
     assert manager_main(["evaluate", str(tmp_path / "nowhere")]) == 2
     assert "holds no checkpoint.pt" in capsys.readouterr().err
+    # each command names the other for the other's checkpoints
+    from corl.__main__ import main as corl_main
+
+    assert corl_main(["evaluate", str(run_dir)]) == 2
+    assert "is not a worker's checkpoint" in capsys.readouterr().err
 
 
 def test_a_resume_on_another_dataset_is_refused(data_dir, tmp_path):

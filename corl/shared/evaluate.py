@@ -44,6 +44,9 @@ def load_worker(run_dir: Path, device: torch.device) -> tuple[WorkerConfig, Any,
         raise InputError(f"{run_dir} holds no checkpoint.pt: give a worker's run folder, "
                          "runs/<env>/<algo>/<intent>/seed<k>, whose training has written one")
     state = load_checkpoint(path, device)
+    if "algo" not in state or "algo" not in state.get("config", {}):
+        raise InputError(f"{path} is not a worker's checkpoint (python -m corl ALGO writes those); a flat agent's "
+                         "is scored by python -m manager evaluate")
     saved = state["config"]
     module = importlib.import_module(WORKERS[saved["algo"]])
     config_class = typing.get_type_hints(module.train)["cfg"]
