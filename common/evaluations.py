@@ -91,16 +91,16 @@ def evaluate_one(run_dir: Path, cfg: EvaluateConfig, load: Loader,
 
 def summary_table(results: list[dict[str, Any]]) -> str:
     """Mean +- std over runs (seeds) of the normalised score, per env, algorithm (or mode), intent and
-    episode count."""
+    episode count; the std is the sample std (ddof 1), as in the grids' tables (runs/aggregate.py)."""
     groups: dict[tuple, list[float]] = {}
     for r in results:
         key = (r["env"], r.get("algo") or r.get("mode"), r.get("intent", "-"), r["episodes"])
         groups.setdefault(key, []).append(r["normalized_score"])
-    lines = ["| env | algo / mode | intent | episodes | runs | normalised score (mean +- std over runs) |",
+    lines = ["| env | algo / mode | intent | episodes | runs | normalised score (mean +- sample std over runs) |",
              "| --- | --- | --- | --- | --- | --- |"]
     for (env, what, intent, episodes), scores in groups.items():
-        lines.append(f"| {env} | {what} | {intent} | {episodes} | {len(scores)} | "
-                     f"{np.mean(scores):.1f} +- {np.std(scores):.1f} |")
+        spread = f"{np.std(scores, ddof=1):.1f}" if len(scores) > 1 else "n/a"
+        lines.append(f"| {env} | {what} | {intent} | {episodes} | {len(scores)} | {np.mean(scores):.1f} +- {spread} |")
     return "\n".join(lines)
 
 
