@@ -72,6 +72,9 @@ class TablesConfig:
     engine: str = field("local", "local: processes on this machine | submitit: one submitit job per cell "
                                  "(SLURM, or its local executor)", choices=("local", "submitit"))
     aggregate_only: bool = field(False, "run nothing: only write the tables from the runs there are")
+    rescored_episodes: int = field(0, "score each finished run by its re-scoring with this many episodes "
+                                      "(python -m corl|manager evaluate RUN_DIR --episodes N) instead of its "
+                                      "final.json; 0: final.json")
     dry_run: bool = field(False, "print every cell's state and command, run nothing, write nothing")
     alpha: float = field(ALPHA, "significance threshold of Welch's t-test (two-sided p < alpha)")
     gpus: str = field("", "local engine: comma-separated GPU ids to spread cells over (CUDA_VISIBLE_DEVICES, "
@@ -90,7 +93,7 @@ class TablesConfig:
 
 # the least value of each count and limit (0: the cluster's default)
 GRID_MINIMUMS = {"jobs": 1, "timeout_min": 1, "gpus_per_cell": -1, "cpus_per_cell": 0, "mem_gb": 0,
-                 "heartbeat_s": 0.1, "stale_after_s": 1}
+                 "heartbeat_s": 0.1, "stale_after_s": 1, "rescored_episodes": 0}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -186,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
 
             grid = run_grid(cells, engine, cfg.jobs, make_job, stale_after_s=cfg.stale_after_s)
             print(f"[grid] {grid.summary()}")
-        result = aggregate(table, cells, envs, algos, seeds, cfg.alpha, cfg.stale_after_s)
+        result = aggregate(table, cells, envs, algos, seeds, cfg.alpha, cfg.stale_after_s, cfg.rescored_episodes)
         plot = write_plot(result, cells, os.path.join(cfg.runs_dir, f"{table.name}.png"))
         md, csv_path = write_reports(result, cfg.runs_dir, cfg.alpha, "python -m runs " + shlex.join(argv), plot.name,
                                      cfg.profile)

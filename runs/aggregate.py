@@ -137,6 +137,7 @@ class TableResult:
     profiles: Counter                          # profile in final.json -> cells
     steps: Counter                             # "workers, intent none: 500000" -> cells
     published_other: dict[str, dict[str, Published]] = field(default_factory=dict)  # env -> IQL/TT/TAP (Table 1)
+    rescored_episodes: int = 0                 # >0: scores from evaluations/episodes<N>_seed<k>.json, not final.json
 
     def entry(self, env: str, label: str) -> Entry:
         return next(e for e in self.entries if e.env == env and e.column.label == label)
@@ -149,8 +150,21 @@ def read_final(cell: Cell) -> dict | None:
         return None
 
 
+NOT_RESCORED = "not re-scored"  # a finished cell without the re-scoring the table asks for (--rescored-episodes)
+
+
+def rescored_score(cell: Cell, episodes: int) -> float | None:
+    """The normalised score of the cell's re-scoring with `episodes` episodes at its own seed
+    (`python -m corl|manager evaluate RUN_DIR --episodes N`), None without one."""
+    try:
+        path = cell.run_dir / "evaluations" / f"episodes{episodes}_seed{cell.seed}.json"
+        return float(json.loads(path.read_text())["normalized_score"])
+    except (OSError, KeyError, ValueError):
+        return None
+
+
 def summarize_arm(env: str, arm: tuple[str, ...], seeds: tuple[int, ...], cells: dict, stale_after_s: float,
-                  ) -> ArmSummary:
+                  rescored_episodes: int = 0) -> ArmSummary:
     summary = ArmSummary(env, arm, seeds)
     for seed in seeds:
         cell: Cell | None = cells.get((env, arm, seed))
@@ -164,6 +178,12 @@ def summarize_arm(env: str, arm: tuple[str, ...], seeds: tuple[int, ...], cells:
             final = read_final(cell)
             if final is None:
                 state = "unreadable"
+            elif "normalized_score" in final and rescored_episodes:
+                score = rescored_score(cell, rescored_episodes)
+                if score is None:
+                    state = NOT_RESCORED
+                else:
+                    summary.scores[seed] = score
             elif "normalized_score" in final:
                 summary.scores[seed] = float(final["normalized_score"])
         summary.states[seed] = state
@@ -206,14 +226,17 @@ def provenance(cells: list[Cell]) -> tuple[Counter, Counter, Counter, Counter]:
 
 
 def aggregate(table: TableSpec, cells: list[Cell], envs: tuple[str, ...], algos: tuple[str, ...],
-              seeds: tuple[int, ...], alpha: float = ALPHA, stale_after_s: float = m.STALE_AFTER_S) -> TableResult:
+              seeds: tuple[int, ...], alpha: float = ALPHA, stale_after_s: float = m.STALE_AFTER_S,
+              rescored_episodes: int = 0) -> TableResult:
+    """The table's entries from the cells' final.json (or, with `rescored_episodes`, from their
+    re-scorings with that many episodes), with Welch's tests and the paper's numbers."""
     by_arm = {(c.env, c.arm, c.seed): c for c in cells}
     columns = table.columns(algos)
     entries = []
     for env in envs:
         for column in columns:
-            baseline = summarize_arm(env, column.baseline, seeds, by_arm, stale_after_s)
-            ours = summarize_arm(env, column.ours, seeds, by_arm, stale_after_s)
+            baseline = summarize_arm(env, column.baseline, seeds, by_arm, stale_after_s, rescored_episodes)
+            ours = summarize_arm(env, column.ours, seeds, by_arm, stale_after_s, rescored_episodes)
             entries.append(Entry(env, column, baseline, ours, welch_test(baseline.values, ours.values, alpha),
                                  published(table.number, env, column.baseline),
                                  published(table.number, env, column.ours)))
@@ -229,7 +252,7 @@ def aggregate(table: TableSpec, cells: list[Cell], envs: tuple[str, ...], algos:
     other = {env: {name: p for name in table.published_only if (p := published(table.number, env, name))}
              for env in envs} if table.published_only else {}
     return TableResult(table, envs, seeds, columns, entries, managers, Counter(states.values()), failed, commits,
-                       devices, profiles, steps, other)
+                       devices, profiles, steps, other, rescored_episodes)
 
 
 # --- learning curves -------------------------------------------------------------------------------------

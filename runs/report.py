@@ -108,6 +108,10 @@ def table_markdown(result: TableResult, alpha: float, command: str, plot_name: s
              f"- Seeds requested: {', '.join(map(str, result.seeds))}. Profiles of the finished runs: "
              f"{_counter_text(result.profiles)}.",
              f"- Training steps of the finished runs: {_counter_text(result.steps)}.",
+             *([f"- Scores: each finished run re-scored with {result.rescored_episodes} episodes at its own seed "
+                f"(`python -m corl|manager evaluate RUN_DIR --episodes {result.rescored_episodes}`: "
+                f"evaluations/episodes{result.rescored_episodes}_seed<k>.json), not final.json's; runs without "
+                "that file count as not finished."] if result.rescored_episodes else []),
              f"- Code (git commit each finished cell ran: its final.json's, else its manifest's): {_counter_text(result.commits)}.",
              f"- Devices: {_counter_text(result.devices)}.",
              f"- Cells in this grid: {', '.join(f'{v} {k}' for k, v in sorted(result.cell_states.items()))}.",

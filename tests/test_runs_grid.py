@@ -642,6 +642,31 @@ def test_plot_of_flat_agents_puts_their_final_scores_side_by_side(tmp_path):
     plt.close(fig)
 
 
+def test_tables_from_rescored_runs(tmp_path):
+    """--rescored-episodes N: each finished run scored by its evaluations/episodes<N>_seed<k>.json
+    (python -m corl evaluate RUN_DIR --episodes N), a run without one counted as not finished."""
+    table, seeds = get_table("table2"), (0, 1, 2)
+    cells = {c.key: c for c in expand_grid(table, (UMAZE,), ("bc",), seeds, GridOptions(runs_dir=str(tmp_path)))}
+    for seed in seeds:
+        for arm, final_score, rescored in (("none", 1.0, 10.0 + seed), ("manager", 2.0, 30.0 + seed)):
+            cell = cells[f"{UMAZE}/bc/{arm}/seed{seed}"]
+            write_result(cell, final_score)
+            if not (arm == "manager" and seed == 2):  # one run not re-scored
+                (cell.run_dir / "evaluations").mkdir()
+                (cell.run_dir / "evaluations" / f"episodes100_seed{seed}.json").write_text(
+                    json.dumps({"normalized_score": rescored, "episodes": 100}))
+        write_result(cells[f"{UMAZE}/manager/seed{seed}"], 0.0)
+    plain = aggregate(table, list(cells.values()), (UMAZE,), ("bc",), seeds).entry(UMAZE, "BC")
+    assert plain.baseline.values == [1.0] * 3 and plain.ours.values == [2.0] * 3
+    result = aggregate(table, list(cells.values()), (UMAZE,), ("bc",), seeds, rescored_episodes=100)
+    entry = result.entry(UMAZE, "BC")
+    assert entry.baseline.values == [10.0, 11.0, 12.0] and entry.ours.values == [30.0, 31.0]
+    assert entry.ours.states[2] == "not re-scored" and entry.ours.done == 2 and entry.baseline.done == 3
+    assert result.managers[UMAZE].done == 3  # Managers have no score to re-score
+    md_path, _ = write_reports(result, tmp_path, 0.05, "python -m runs table2 --rescored-episodes 100", None)
+    assert "- Scores: each finished run re-scored with 100 episodes" in Path(md_path).read_text()
+
+
 def test_aggregation_tables_and_plot_with_known_answers(tmp_path, today):
     table, seeds = get_table("table2"), (0, 1, 2, 3, 4)
     envs, algos = (UMAZE, "maze2d-medium-v1", "maze2d-large-v1", "antmaze-umaze-v2"), ("bc", "awac")
