@@ -3,8 +3,8 @@ evaluate`): the settings both commands share, where a result goes, reuse of a re
 same checkpoint, the comparison with final.json, and the key=value report.
 
 A result goes to `<run>/evaluations/episodes<N>_seed<S>.json` (atomic). It is reported rather than
-redone while the run's checkpoint is at the step it was made at (unless --overwrite); a run that
-has moved on is evaluated again.
+redone while the run's checkpoint.pt is the very file it was made from (its sha256; unless
+--overwrite); a run that has moved on, or was trained again, is evaluated again.
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from typing import Any, Callable
 import numpy as np
 
 from common.atomic import write_json_atomic
+from common.checkpoint import file_sha256
 from common.cli import check_minimums
 from common.cli import config_field as field
 from common.errors import INPUT_ERRORS, report_input_error
@@ -41,17 +42,18 @@ def result_path(run_dir: Path, episodes: int, seed: int) -> Path:
     return run_dir / "evaluations" / f"episodes{episodes}_seed{seed}.json"
 
 
-def earlier_result(out: Path, checkpoint_step: int, overwrite: bool) -> dict[str, Any] | None:
-    """The result already at `out` when it was made for this checkpoint step (and not --overwrite)."""
+def earlier_result(out: Path, checkpoint_sha256: str, checkpoint_step: int, overwrite: bool) -> dict[str, Any] | None:
+    """The result already at `out` when it was made from this very checkpoint file (its sha256; and
+    not --overwrite)."""
     if not out.is_file() or overwrite:
         return None
     done = json.loads(out.read_text())
-    if done.get("checkpoint_step") == checkpoint_step:
+    if done.get("checkpoint_sha256") == checkpoint_sha256:
         print(f"{out} exists for this checkpoint (step {checkpoint_step}); reporting it "
               "(pass --overwrite to evaluate again)", file=sys.stderr)
         return done
-    print(f"{out} was made at checkpoint step {done.get('checkpoint_step')}, the run has moved on to step "
-          f"{checkpoint_step}: evaluating again", file=sys.stderr)
+    print(f"{out} was made from another checkpoint (step {done.get('checkpoint_step')}; now step {checkpoint_step}): "
+          "evaluating again", file=sys.stderr)
     return None
 
 
@@ -74,10 +76,12 @@ def evaluate_one(run_dir: Path, cfg: EvaluateConfig, load: Loader,
                  warnings: Callable[[dict[str, Any]], list[str]]) -> dict[str, Any]:
     """One run folder: its earlier result for this checkpoint, or a new evaluation written to its
     result file; prints the warnings about it."""
+    checkpoint = run_dir / "checkpoint.pt"
+    sha256 = file_sha256(checkpoint) if checkpoint.is_file() else ""  # before loading: a newer file is evaluated again
     out, checkpoint_step, evaluate_now = load(run_dir, cfg)
-    result = earlier_result(out, checkpoint_step, cfg.overwrite)
+    result = earlier_result(out, sha256, checkpoint_step, cfg.overwrite)
     if result is None:
-        result = {**evaluate_now(), "config": asdict(cfg)}
+        result = {**evaluate_now(), "checkpoint_sha256": sha256, "config": asdict(cfg)}
         write_json_atomic(out, result)
         print(f"wrote {out}", file=sys.stderr)
     lines = warnings(result)

@@ -71,6 +71,14 @@ def test_the_command_writes_reports_and_reevaluates(data_dir, tmp_path, capsys):
                       "--overwrite"]) == 0
     assert "wrote" in capsys.readouterr().err
     assert json.loads(result_path(run_dir, 6, 7).read_text())["normalized_score"] == other["normalized_score"]
+    # the run trained again from scratch (other weights, the same step; as an unfinished run redone with
+    # --overwrite, whose folder is kept): its old result is not reused
+    (run_dir / "final.json").unlink()
+    smoke_run(bc.train, bc.BCConfig, "bc", data_dir, tmp_path, "random", "--final_eval_episodes", "4",
+              "--actor_lr", "1e-3", "--overwrite", "true")
+    assert corl_main(["evaluate", str(run_dir), "--episodes", "6", "--seed", "7", "--device", "cpu"]) == 0
+    err = capsys.readouterr().err
+    assert "was made from another checkpoint (step 200; now step 200): evaluating again" in err and "wrote" in err
 
 
 def test_bad_folders_and_settings_are_clear_errors(data_dir, tmp_path, capsys):
