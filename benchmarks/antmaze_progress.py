@@ -40,13 +40,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common.atomic import atomic_path, write_text_atomic  # noqa: E402
-from corl.shared.evaluate import load_worker, rebuild_algo  # noqa: E402
-from corl.shared.run import (NormalizedPolicy, eval_env_count, evaluation_returns,  # noqa: E402
-                             manager_path)
+from corl.shared.evaluate import load_worker, rebuild_evaluation  # noqa: E402
+from corl.shared.run import evaluation_returns  # noqa: E402
 from intent_direction import AntMazeGoal  # noqa: E402
 from runs.aggregate import welch_test  # noqa: E402
-from tasks import get_normalized_score, get_task, make_vector_env  # noqa: E402
-from wrappers import make_intent_source, wrap_env  # noqa: E402
+from tasks import get_normalized_score, get_task  # noqa: E402
 
 NEAR_GOAL_CELLS = 2  # the table counts episodes whose closest approach is within this many BFS cells
 
@@ -128,17 +126,14 @@ def replay_final_evaluation(run_dir: Path, episodes: int | None, device: torch.d
     task = get_task(cfg.env)
     if task.domain != "antmaze":
         raise ValueError(f"{run_dir} is a {cfg.env} run; this measures antmaze runs only")
-    source = make_intent_source(cfg.intent, manager_path(cfg) if cfg.intent == "manager" else None, cfg.env,
-                                task.obs_dim, intent_dim=cfg.intent_dim, device=device, seed=cfg.seed)
+    run = rebuild_evaluation(run_dir, cfg, module, state, device)  # as the run evaluated (corl evaluate)
+    source = run.intents
     episodes = episodes or cfg.final_eval_episodes
-    envs = wrap_env(make_vector_env(cfg.env, eval_env_count(cfg)), source)  # as WorkerRun + the marked line
-    algo = rebuild_algo(module, cfg, envs, state["algo"], device)
     manager = getattr(source, "manager", None)
     decode = decoded_positions(manager, task.obs_dim) if paths_dir and getattr(manager, "decoder", None) else None
-    policy = PositionRecorder(NormalizedPolicy(algo, state["obs_mean"].numpy(), state["obs_std"].numpy(), device),
-                              episodes, decode)
-    returns = evaluation_returns(cfg.env, source, policy, envs, episodes, cfg.seed)  # as WorkerRun.evaluate
-    envs.close()
+    policy = PositionRecorder(run.policy, episodes, decode)
+    returns = evaluation_returns(cfg.env, source, policy, run.envs, episodes, cfg.seed)  # as WorkerRun.evaluate
+    run.envs.close()
 
     scores = get_normalized_score(cfg.env, returns)  # (episodes,)
     checked = final["eval_episodes"] if episodes >= final["eval_episodes"] else None

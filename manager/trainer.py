@@ -140,8 +140,7 @@ class Trainer:
         self.checkpoint_path = self.run_dir.path / "checkpoint.pt"
         self.signal_stop = StopOnSignal()  # entered by train() / train_stacked(); until then never set
         self.claim = self.run_dir.claim()  # this process alone trains here, until train() returns
-        self.mirror: WandbMirror | None = None  # the W&B view of metrics.csv, with --wandb (begin())
-        self.mirrors: list[WandbMirror] = []  # [self.mirror] once opened: closed by the caller (wandb_log.closing)
+        self.mirrors: list[WandbMirror] = []  # the W&B view of metrics.csv (--wandb, begin()); the caller closes it
         try:
             self._build(dataset if dataset is not None else load_dataset(t.env, t.data_dir, show_progress=t.progress))
         except BaseException:
@@ -219,10 +218,10 @@ class Trainer:
                                overwrite=t.overwrite)
             self.run_dir.metrics_path.unlink(missing_ok=True)
         if t.wandb:
-            self.mirror = WandbMirror(self.run_dir.path, "iql-td-mpc-manager", group=f"{t.mode}-{t.env}",
-                                      name=f"{t.mode}-{t.env}-seed{t.seed}", fresh=self.agent.step == 0,
-                                      config={"train": dataclasses.asdict(t), "agent": config_to_dict(self.run.agent)})
-            self.mirrors.append(self.mirror)
+            self.mirrors.append(WandbMirror(
+                self.run_dir.path, "iql-td-mpc-manager", group=f"{t.mode}-{t.env}",
+                name=f"{t.mode}-{t.env}-seed{t.seed}", fresh=self.agent.step == 0,
+                config={"train": dataclasses.asdict(t), "agent": config_to_dict(self.run.agent)}))
         start_step, total = self.agent.step, self.run.steps
         self.stop_step = min(total, start_step + t.chunk_steps) if t.chunk_steps else total
         self.started = self.window_start = time.perf_counter()
@@ -247,8 +246,8 @@ class Trainer:
             now, n = time.perf_counter(), self.window.count
             row = {"step": step, **self.window.means(), "steps_per_s": n / max(now - self.window_start, 1e-9)}
             self.run_dir.log_metrics(row)
-            if self.mirror is not None:
-                self.mirror.log(row, step)
+            for mirror in self.mirrors:
+                mirror.log(row, step)
             self.window_start = now
             bar.update(n)
         if self.saves_at(step):
@@ -336,8 +335,8 @@ class Trainer:
                            "normalized_score": float(scores.mean()), "normalized_score_std": float(scores.std()),
                            "eval_wall_s": time.perf_counter() - start})
         self.run_dir.finish(result)
-        if self.mirror is not None:
-            self.mirror.result = result
+        for mirror in self.mirrors:
+            mirror.result = result
         return result
 
 

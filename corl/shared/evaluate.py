@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 import time
 import typing
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -75,24 +75,45 @@ def evaluate_run(run_dir: str | Path, episodes: int = 0, seed: int = -1, device:
                            cfg.seed if seed < 0 else seed, torch_device)
 
 
-def evaluate_loaded(run_dir: Path, cfg: WorkerConfig, module: Any, state: dict, episodes: int, seed: int,
-                    torch_device: torch.device) -> dict[str, Any]:
+@dataclass
+class RebuiltEvaluation:
+    """A worker run's evaluation as the run had it: its intent source (None: no intents), its wrapped
+    vector env (the run's number of envs at once) and its algorithm with the checkpoint's weights
+    behind the checkpoint's state normalisation."""
+    intents: Any
+    envs: Any
+    algo: Any
+    policy: NormalizedPolicy
+
+
+def rebuild_evaluation(run_dir: Path, cfg: WorkerConfig, module: Any, state: dict,
+                       device: torch.device) -> RebuiltEvaluation:
+    """Rebuild a run's evaluation from its checkpoint (close `.envs` when done). Its Manager is the
+    run's --manager, else the default one of the runs folder that holds the run (not one relative
+    to the current folder)."""
     task = get_task(cfg.env)
-    # the run's Manager: its --manager, else the default one of the runs folder that holds this run
     manager = cfg.manager or run_dir.parents[3] / cfg.env / "manager" / f"seed{cfg.seed}" / "manager.pt"
     intents = make_intent_source(cfg.intent, manager if cfg.intent == "manager" else None, cfg.env,
-                                 task.obs_dim, intent_dim=cfg.intent_dim, device=torch_device, seed=cfg.seed)
+                                 task.obs_dim, intent_dim=cfg.intent_dim, device=device, seed=cfg.seed)
     envs = wrap_env(make_vector_env(cfg.env, eval_env_count(cfg)), intents)  # as WorkerRun + its marked line
-    try:
-        if envs.single_observation_space.shape[0] != state["obs_dim"]:
-            raise InputError(f"{run_dir}'s checkpoint has observations of size {state['obs_dim']}, its intents now "
-                             f"give {envs.single_observation_space.shape[0]}: was its Manager replaced?")
-        algo = rebuild_algo(module, cfg, envs, state["algo"], torch_device)
-        policy = NormalizedPolicy(algo, state["obs_mean"], state["obs_std"], torch_device)
-        start = time.perf_counter()
-        per_target = scores_at_targets(cfg.env, intents, algo, policy, envs, episodes, seed)
-    finally:
+    obs_size = envs.single_observation_space.shape[0]
+    if obs_size != state["obs_dim"]:
         envs.close()
+        raise InputError(f"{run_dir}'s checkpoint has observations of size {state['obs_dim']}, its intents now "
+                         f"give {obs_size}: was its Manager replaced?")
+    algo = rebuild_algo(module, cfg, envs, state["algo"], device)
+    return RebuiltEvaluation(intents, envs, algo, NormalizedPolicy(algo, state["obs_mean"], state["obs_std"], device))
+
+
+def evaluate_loaded(run_dir: Path, cfg: WorkerConfig, module: Any, state: dict, episodes: int, seed: int,
+                    torch_device: torch.device) -> dict[str, Any]:
+    run = rebuild_evaluation(run_dir, cfg, module, state, torch_device)
+    intents, algo = run.intents, run.algo
+    try:
+        start = time.perf_counter()
+        per_target = scores_at_targets(cfg.env, intents, algo, run.policy, run.envs, episodes, seed)
+    finally:
+        run.envs.close()
     scores = per_target[0]  # (episodes,)
     result: dict[str, Any] = {
         "run_dir": str(run_dir), "env": cfg.env, "algo": cfg.algo, "intent": cfg.intent, "seed": cfg.seed,
@@ -108,7 +129,8 @@ def evaluate_loaded(run_dir: Path, cfg: WorkerConfig, module: Any, state: dict, 
         result["manager_source"] = intents.manager.source
         scored_with = final.get("manager_source") or {}  # (runs before this field: unknown)
         if scored_with.get("sha256") not in (None, intents.manager.source["sha256"]):
-            result["manager_changed"] = f"the run was scored with {scored_with['file']} sha256 {scored_with['sha256'][:12]}"
+            result["manager_changed"] = (f"the run was scored with {scored_with['file']} "
+                                         f"sha256 {scored_with['sha256'][:12]}")
     return result
 
 
