@@ -28,7 +28,8 @@ from common.errors import InputError
 from common.evaluations import EvaluateConfig, compare_with_final, result_path, run_evaluation
 from common.machine import device_description
 from corl.shared.config import WorkerConfig
-from corl.shared.run import NormalizedPolicy, env_dims, eval_env_count, eval_targets, scores_at_targets
+from corl.shared.run import (NormalizedPolicy, env_dims, eval_env_count, eval_targets, manager_path,
+                             scores_at_targets)
 from tasks import get_task, make_vector_env
 from tasks.datasets import code_version
 from wrappers import make_intent_source, wrap_env
@@ -92,7 +93,7 @@ def rebuild_evaluation(run_dir: Path, cfg: WorkerConfig, module: Any, state: dic
     run's --manager, else the default one of the runs folder that holds the run (not one relative
     to the current folder)."""
     task = get_task(cfg.env)
-    manager = cfg.manager or run_dir.parents[3] / cfg.env / "manager" / f"seed{cfg.seed}" / "manager.pt"
+    manager = manager_path(cfg, runs_dir=run_dir.parents[3])  # (runs_dir/<env>/<algo>/<intent>/seed<k>)
     intents = make_intent_source(cfg.intent, manager if cfg.intent == "manager" else None, cfg.env,
                                  task.obs_dim, intent_dim=cfg.intent_dim, device=device, seed=cfg.seed)
     envs = wrap_env(make_vector_env(cfg.env, eval_env_count(cfg)), intents)  # as WorkerRun + its marked line

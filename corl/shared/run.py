@@ -99,9 +99,11 @@ def target_column(target: float) -> str:
     return f"eval_normalized_score_{target:g}"
 
 
-def manager_path(cfg: WorkerConfig) -> str:
-    """The Manager checkpoint a worker reads: `cfg.manager`, else runs/<env>/manager/seed<k>/manager.pt."""
-    return cfg.manager or str(Path(cfg.runs_dir) / cfg.env / "manager" / f"seed{cfg.seed}" / "manager.pt")
+def manager_path(cfg: WorkerConfig, runs_dir: str | Path | None = None) -> str:
+    """The Manager checkpoint a worker reads: `cfg.manager`, else <runs_dir>/<env>/manager/seed<k>/manager.pt
+    (`runs_dir`: the run's own `cfg.runs_dir` unless given, e.g. the folder that holds a run being re-scored)."""
+    root = Path(cfg.runs_dir if runs_dir is None else runs_dir)
+    return cfg.manager or str(root / cfg.env / "manager" / f"seed{cfg.seed}" / "manager.pt")
 
 
 def eval_env_count(cfg: WorkerConfig) -> int:
