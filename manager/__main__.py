@@ -21,7 +21,8 @@ import yaml
 from common.cli import add_config_arguments, config_from_args, parse_seeds
 from common.errors import INPUT_ERRORS, report_input_error
 from manager.config import MODES, AgentConfig
-from manager.trainer import SeedsDiverged, TrainConfig, Trainer, resolve, train_stacked
+from manager.stacked_training import SeedsDiverged, train_stacked
+from manager.trainer import TrainConfig, Trainer, resolve
 
 
 def parse_overrides(items: list[str], mode: str) -> dict[str, typing.Any]:

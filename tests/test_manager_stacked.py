@@ -17,7 +17,8 @@ from manager.checkpoint import load_checkpoint
 from manager.config import apply_profile, make_config, resolve_for_env
 from manager.data import SequenceSampler
 from manager.stacked import StackedAgents, clip_grad_norm_per_seed, stack_batches, stack_noise
-from manager.trainer import TrainConfig, resolve, train_stacked
+from manager.stacked_training import train_stacked
+from manager.trainer import TrainConfig, resolve
 
 MODES = ["manager", "iql_td_mpc", "td_mpc"]
 SEEDS = [0, 1, 2]

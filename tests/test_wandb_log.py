@@ -14,7 +14,8 @@ import pytest
 
 import corl.any_percent_bc as bc
 from common.wandb_log import ID_FILE, WandbMirror, closing
-from manager.trainer import TrainConfig, Trainer, resolve, train_stacked
+from manager.stacked_training import train_stacked
+from manager.trainer import TrainConfig, Trainer, resolve
 from tests.worker_helpers import ENV, metrics_rows, smoke_run
 
 
