@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 from pathlib import Path
 
@@ -14,15 +13,16 @@ import torch
 from common.checkpoint import CheckpointError, load_checkpoint, save_atomic
 from common.interrupt import TrainingInterrupted
 from corl import any_percent_bc as bc
+from corl.__main__ import WORKERS
 from corl.shared import config as worker_config
 from corl.shared.data import ReplayBuffer, episode_slices, modify_reward, normalize_dataset
 from corl.shared.run import WorkerRun
 from manager.trainer import TrainConfig, Trainer, resolve
+from tests.worker_helpers import assert_two_marked_plugin_lines
 
 ENV = "maze2d-umaze-v1"
 ROOT = Path(__file__).resolve().parents[1]
 WORKER_FILES = sorted(p for p in (ROOT / "corl").glob("*.py") if not p.name.startswith("__"))
-assert {p.stem for p in WORKER_FILES} == {"any_percent_bc", "awac", "cql", "dt", "idql", "iql", "td3_bc"}
 
 
 def toy_transitions() -> dict[str, np.ndarray]:
@@ -86,13 +86,12 @@ def test_presets_and_command_line_precedence():
         worker_config.parse_worker_config(bc.BCConfig, "bc", ["--env", "maze2d-nowhere-v1"])
 
 
-def test_each_worker_file_has_exactly_the_two_marked_plugin_lines():
-    assert WORKER_FILES, "no worker files found"
+def test_each_worker_file_is_registered_and_has_exactly_the_two_marked_plugin_lines():
+    registered = {module.split(".")[-1] for module in WORKERS.values()}
+    assert {p.stem for p in WORKER_FILES} == registered == {"any_percent_bc", "awac", "cql", "dt", "idql", "iql",
+                                                            "td3_bc"}
     for path in WORKER_FILES:
-        marked = [line.strip() for line in path.read_text().splitlines() if "# PLUGIN(intents)" in line]
-        assert len(marked) == 2, (path.name, marked)
-        assert re.match(r"\w+ = augment\(\w+, ", marked[0]), marked  # the dataset line comes first
-        assert re.match(r"\w+ = wrap_env\(", marked[1]), marked
+        assert_two_marked_plugin_lines(path)
 
 
 # --- end to end ---------------------------------------------------------------------------------

@@ -1,10 +1,12 @@
 """Plumbing the worker test files share: a smoke run on the session's small umaze dataset, its
-metrics rows, and the check that a worker's presets hold CORL's per-domain values."""
+metrics rows, the check that a worker's presets hold CORL's per-domain values, and the check of a
+worker file's two PLUGIN(intents) lines."""
 from __future__ import annotations
 
 import csv
 import dataclasses
 import json
+import re
 from pathlib import Path
 from typing import Any, Callable
 
@@ -58,3 +60,12 @@ def check_smoke_run(runs_dir, algo: str, intent: str, result: dict, loss_keys) -
     obs_dim = 4 if intent == "none" else 14  # maze2d + the smoke Manager's 10-d intent
     assert state["obs_dim"] == obs_dim
     return rows, state, obs_dim
+
+
+def assert_two_marked_plugin_lines(path: Path) -> None:
+    """A worker file reaches the plugin through exactly two lines marked PLUGIN(intents): first the
+    dataset's augmentation, then the eval env's wrap."""
+    marked = [line.strip() for line in Path(path).read_text().splitlines() if "# PLUGIN(intents)" in line]
+    assert len(marked) == 2, (Path(path).name, marked)
+    assert re.match(r"\w+ = augment\(\w+, ", marked[0]), marked  # the dataset line comes first
+    assert re.match(r"\w+ = wrap_env\(", marked[1]), marked

@@ -228,6 +228,10 @@ class WorkerRun:
         cfg = self.cfg
         obs_dim = eval_env.single_observation_space.shape[0]
         if cfg.compile:  # the loss computations (corl/shared/compiled.py); checkpoints are unchanged
+            if not callable(getattr(algo, "compile", None)):
+                raise ValueError(f"--compile true: {type(algo).__name__} cannot be compiled; derive it from "
+                                 "corl.shared.compiled.CompiledLosses and name its loss methods in LOSS_METHODS "
+                                 "(docs/workers.md, 'Adding your own algorithm'), or leave --compile false")
             algo.compile(**compile_kwargs(cfg.compile, cfg.compile_mode, flag="--compile_mode"))
         if buffer.observations.shape[1] != obs_dim:
             raise ValueError(f"dataset observations have size {buffer.observations.shape[1]}, the eval env "
