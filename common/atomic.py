@@ -1,7 +1,10 @@
 """Write files so that a reader never sees a half-written one: temp file in the same folder,
 fsync, then rename over the target (os.replace is atomic on POSIX and Windows). The file gets the
 permissions a plain open() would give it (the umask's for a new file, the old file's when replacing
-one), not mkstemp's private 0600, so that colleagues sharing a runs/ folder can read the results."""
+one), not mkstemp's private 0600, so that colleagues sharing a runs/ folder can read the results.
+A write that a full disk stops raises `common.errors.DiskFull`, naming the file, what is intact and
+the fix, instead of the writing library's own error (torch.save: "PytorchStreamWriter failed").
+"""
 from __future__ import annotations
 
 import contextlib
@@ -11,6 +14,8 @@ import stat
 import tempfile
 from pathlib import Path
 from typing import Iterator
+
+from common.errors import DiskFull, disk_full, is_disk_full
 
 
 def _umask() -> int:
@@ -43,8 +48,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             os.fsync(f.fileno())
         os.chmod(tmp_path, _target_mode(path))
         os.replace(tmp_path, path)
-    except BaseException:
+    except BaseException as exc:
         tmp_path.unlink(missing_ok=True)
+        if isinstance(exc, Exception) and not isinstance(exc, DiskFull) and is_disk_full(exc, path.parent):
+            what_stays = (f"{path.name} is as it was before" if path.exists() else f"{path.name} was not made")
+            raise disk_full(path, what_stays) from exc
         raise
 
 

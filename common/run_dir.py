@@ -24,7 +24,7 @@ from typing import Any, Mapping, Sequence
 import yaml
 
 from common.atomic import write_json_atomic, write_text_atomic
-from common.errors import InputError
+from common.errors import InputError, disk_full, is_disk_full
 from common.file_lock import describe_holder, last_holder, try_lock
 
 RUN_LOCK_NAME = ".run.lock"
@@ -154,11 +154,17 @@ class RunDir:
                 header = next(csv.reader(f), None)
             if header is not None and list(row) != header:
                 raise ValueError(f"metrics row has columns {list(row)}, {self.metrics_path} has {header}")
-        with open(self.metrics_path, "a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(row))
-            if new_file:
-                writer.writeheader()
-            writer.writerow(row)
+        try:
+            with open(self.metrics_path, "a", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=list(row))
+                if new_file:
+                    writer.writeheader()
+                writer.writerow(row)
+        except OSError as exc:  # the row may be cut short: a resume drops it (truncate_metrics)
+            if is_disk_full(exc, self.path):
+                raise disk_full(self.metrics_path, "its last row may be cut short; a resumed run writes it "
+                                "again") from exc
+            raise
 
     def truncate_metrics(self, step: int) -> None:
         """Drop metrics.csv rows logged after `step` (a run resumed from its checkpoint at `step`
@@ -167,7 +173,10 @@ class RunDir:
             return
         with open(self.metrics_path, newline="") as f:
             rows = list(csv.reader(f))
-        kept = rows[:1] + [r for r in rows[1:] if int(r[0]) <= step]
+        if not rows:
+            return
+        # a row cut short (a full disk, a killed process) has fewer columns, or a step after `step`
+        kept = rows[:1] + [r for r in rows[1:] if len(r) == len(rows[0]) and r[0].isdigit() and int(r[0]) <= step]
         text = io.StringIO()
         csv.writer(text).writerows(kept)
         write_text_atomic(self.metrics_path, text.getvalue())
