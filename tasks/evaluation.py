@@ -36,6 +36,17 @@ def get_normalized_score(name: str, returns):
     return get_task(name).normalized_score(returns)
 
 
+def check_finite_actions(actions: np.ndarray, alive: np.ndarray, ids: np.ndarray, step: int, name: str) -> None:
+    """MuJoCo would zero a NaN control with a warning and the evaluation would go on to a meaningless
+    score: stop instead, naming the episodes and the step."""
+    finite = np.isfinite(np.asarray(actions, dtype=np.float64)).all(axis=-1)  # (num_envs,)
+    if not finite[alive].all():
+        bad = ids[alive & ~finite]
+        raise ValueError(f"the policy returned non-finite actions (NaN or Inf) in episode(s) {bad.tolist()[:5]} at "
+                         f"step {step} of an evaluation on {name}: its weights or its inputs hold NaN/Inf; check "
+                         "the checkpoint's weights and observation statistics (or the intents appended to them)")
+
+
 def evaluate_policy(name: str, policy: BatchPolicy, episodes: int, seed: int = 0,
                     num_envs: int | None = None,
                     wrap: Callable[[gym.vector.VectorEnv], gym.vector.VectorEnv] | None = None,
@@ -69,8 +80,12 @@ def evaluate_policy(name: str, policy: BatchPolicy, episodes: int, seed: int = 0
                 policy.reset_info(info)
             total = np.zeros(num_envs)
             alive = np.ones(num_envs, bool)
+            step = 0
             while alive.any():
-                obs, reward, terminated, truncated, _ = envs.step(policy(obs))
+                actions = policy(obs)
+                check_finite_actions(actions, alive, ids, step, name)
+                obs, reward, terminated, truncated, _ = envs.step(actions)
+                step += 1
                 if hasattr(policy, "observe"):
                     policy.observe(reward)
                 total += np.where(alive, reward, 0.0)

@@ -89,3 +89,28 @@ def test_evaluation_wrap_hook_sees_the_vector_env():
 def test_unknown_policy_is_named():
     with pytest.raises(ValueError, match="unknown policy 'expert'.*random, controller"):
         make_policy("maze2d-umaze-v1", "expert")
+
+
+
+class NaNInSlot1AtStep3OfRound2:
+    """Zero actions, except a NaN for env slot 1 at step 3 of the second round (episodes 4-7)."""
+
+    def __init__(self):
+        self.rounds, self.step = 0, 0
+
+    def reset(self, episode_ids):
+        self.rounds, self.step = self.rounds + 1, 0
+
+    def __call__(self, obs):
+        actions = np.zeros((len(obs), 2), np.float32)
+        if self.rounds == 2 and self.step == 3:
+            actions[1, 0] = np.nan
+        self.step += 1
+        return actions
+
+
+def test_non_finite_actions_stop_the_evaluation_naming_episode_and_step():
+    """MuJoCo would zero a NaN control (with a warning) and the score would mean nothing."""
+    with pytest.raises(ValueError, match=r"non-finite actions \(NaN or Inf\) in episode\(s\) \[5\] at step 3 of an "
+                                         r"evaluation on maze2d-umaze-v1"):
+        evaluate_policy("maze2d-umaze-v1", NaNInSlot1AtStep3OfRound2(), episodes=6, num_envs=4, seed=0)
