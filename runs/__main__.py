@@ -12,6 +12,9 @@ runs/<env>/<...>/seed<k>/ with manifest.json and cell.log. Finished cells (final
 failed or interrupted ones run again and resume from their checkpoints: re-run the same command after
 a crash or Ctrl-C. Cells whose task or worker does not exist yet are shown as unavailable. See
 docs/tables.md.
+
+python -m runs curves RUN_DIR... [--metrics ...] [--out curves.png]: learning curves of any runs from
+their metrics.csv, mean ± std over seeds (`python -m runs curves --help`).
 """
 from __future__ import annotations
 
@@ -147,6 +150,10 @@ def print_dry_run(cells: list[Cell], cfg: TablesConfig, options: GridOptions) ->
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["curves"]:  # its own options: python -m runs curves --help
+        from runs.curves import main as curves_main
+
+        return curves_main(argv[1:])
     cfg = config_from_args(TablesConfig, build_parser().parse_args(argv))
     try:
         table = get_table(cfg.table)

@@ -258,20 +258,22 @@ def aggregate(table: TableSpec, cells: list[Cell], envs: tuple[str, ...], algos:
 # --- learning curves -------------------------------------------------------------------------------------
 @dataclass
 class Curve:
-    """An arm's evaluation score over training steps: mean and std over the seeds logged at each step."""
+    """A metric over training steps (an arm's evaluation score in the tables): mean and std over the seeds
+    logged at each step."""
     steps: np.ndarray
     mean: np.ndarray
     std: np.ndarray     # 0 where fewer than 2 seeds logged that step
     count: np.ndarray   # seeds per step
 
 
-def read_eval_scores(metrics_path: Path) -> dict[int, float]:
-    """step -> eval_normalized_score from a metrics.csv (rows without an evaluation are skipped)."""
+def read_metric(metrics_path: Path, column: str = "eval_normalized_score") -> dict[int, float]:
+    """step -> `column` from a metrics.csv (rows where it is empty, e.g. without an evaluation, are skipped;
+    an unreadable file or a missing column gives {})."""
     out: dict[int, float] = {}
     try:
         with open(metrics_path, newline="") as f:
             for row in csv.DictReader(f):
-                value = row.get("eval_normalized_score")
+                value = row.get(column)
                 if value not in (None, ""):
                     out[int(float(row["step"]))] = float(value)
     except (OSError, ValueError, KeyError):
@@ -279,8 +281,13 @@ def read_eval_scores(metrics_path: Path) -> dict[int, float]:
     return out
 
 
-def learning_curve(cells: list[Cell]) -> Curve | None:
-    per_seed = [read_eval_scores(c.run_dir / "metrics.csv") for c in cells if not c.unavailable]
+def read_eval_scores(metrics_path: Path) -> dict[int, float]:
+    """step -> eval_normalized_score from a metrics.csv (rows without an evaluation are skipped)."""
+    return read_metric(metrics_path, "eval_normalized_score")
+
+
+def curve_over_seeds(per_seed: list[dict[int, float]]) -> Curve | None:
+    """Mean and std over the seeds that logged each step (step -> value per seed); None if none logged."""
     per_seed = [s for s in per_seed if s]
     if not per_seed:
         return None
@@ -292,3 +299,7 @@ def learning_curve(cells: list[Cell]) -> Curve | None:
         std.append(values.std(ddof=1) if len(values) >= 2 else 0.0)
         count.append(len(values))
     return Curve(steps, np.array(mean), np.array(std), np.array(count))
+
+
+def learning_curve(cells: list[Cell]) -> Curve | None:
+    return curve_over_seeds([read_eval_scores(c.run_dir / "metrics.csv") for c in cells if not c.unavailable])
