@@ -48,6 +48,7 @@ help:
 	@echo "make worker ALGO=bc|bc_10|awac|iql|td3_bc|cql|dt|idql INTENT=none|manager|random  train a worker (runs/ENV/ALGO/INTENT/seedK)"
 	@echo "score a trained run again:  python -m corl evaluate RUN_DIR... --episodes N (workers), python -m manager evaluate RUN_DIR... (flat agents)"
 	@echo "learning curves:            python -m runs curves RUN_DIR... --out curves.png (mean +- std over seeds, from metrics.csv)"
+	@echo "final scores over seeds:    python -m runs summary RUN_DIR... (mean +- std, Welch's test against the first arm)"
 	@echo "variables: ENV=$(ENV) SEED=$(SEED) EPISODES=$(EPISODES) PROFILE=$(PROFILE) (paper|quick|smoke|auto)"
 	@echo "           DEVICE=$(DEVICE) (cpu|cuda|auto) STEPS=<override> COMPILE=1 (manager/flat/worker: torch.compile the update)"
 	@echo "           COMPILE_MODE=reduce-overhead (with COMPILE=1: CUDA graphs, 3.8x eager on an H200)"

@@ -15,6 +15,8 @@ docs/tables.md.
 
 python -m runs curves RUN_DIR... [--metrics ...] [--out curves.png]: learning curves of any runs from
 their metrics.csv, mean ± std over seeds (`python -m runs curves --help`).
+python -m runs summary RUN_DIR...: their final scores, mean ± std over seeds, Welch's test against the
+first line given (`python -m runs summary --help`).
 """
 from __future__ import annotations
 
@@ -154,6 +156,10 @@ def main(argv: list[str] | None = None) -> int:
         from runs.curves import main as curves_main
 
         return curves_main(argv[1:])
+    if argv[:1] == ["summary"]:  # its own options: python -m runs summary --help
+        from runs.summary import main as summary_main
+
+        return summary_main(argv[1:])
     cfg = config_from_args(TablesConfig, build_parser().parse_args(argv))
     try:
         table = get_table(cfg.table)

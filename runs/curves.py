@@ -10,7 +10,6 @@ row. Writes one PNG (atomically) and prints each line's last mean.
 from __future__ import annotations
 
 import csv
-import os
 import re
 import sys
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from common.cli import config_field as field  # noqa: E402
 from common.cli import parse_config  # noqa: E402
 from common.errors import INPUT_ERRORS, report_input_error  # noqa: E402
 from runs.aggregate import Curve, curve_over_seeds, read_metric  # noqa: E402
+from runs.run_groups import group_by_seed  # noqa: E402
 
 EVAL_METRIC = "eval_normalized_score"
 # columns that are not learning curves: the step itself, throughput, evaluation by-products
@@ -39,20 +39,6 @@ class CurvesConfig:
     metrics: str = field("", "comma-separated metrics.csv columns to draw (default: eval_normalized_score where "
                              "logged, else every loss and diagnostic column)")
     out: str = field("curves.png", "the PNG to write")
-
-
-def group_by_seed(run_dirs: list[Path]) -> dict[str, list[Path]]:
-    """label -> the run folders of one line: a folder named seed<k> joins its siblings under the parent's
-    path; any other folder is a line of its own. Labels are the paths from one level above the lines'
-    common folder (bc/none and bc/manager for two arms of BC; env/iql_td_mpc for one line)."""
-    groups: dict[Path, list[Path]] = {}
-    for run_dir in run_dirs:
-        line = run_dir.parent if re.fullmatch(r"seed\d+", run_dir.name) else run_dir
-        groups.setdefault(line.resolve(), []).append(run_dir)
-    base = Path(os.path.commonpath(list(groups))).parent
-    if len(groups) == 1:  # one line: its run folder's last two parts (the env and what ran)
-        base = base.parent
-    return {str(line.relative_to(base)): dirs for line, dirs in groups.items()}
 
 
 def metric_columns(metrics_path: Path) -> list[str]:
