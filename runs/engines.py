@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import threading
 from collections import Counter
 from typing import Any, Protocol
@@ -81,19 +82,20 @@ class LocalEngine:
         self._lock = threading.Lock()
         self.handles: list[LocalHandle] = []  # every cell started and not yet seen finished
 
+    def _release(self, gpu: str) -> None:
+        """A cell on `gpu` has ended: one cell fewer there."""
+        with self._lock:
+            self._busy[gpu] -= 1
+
     def start(self, job: CellJob) -> LocalHandle:
-        release = None
+        release_gpu = None
         if self.gpus:
             with self._lock:
                 gpu = min(self.gpus, key=lambda g: self._busy[g])
                 self._busy[gpu] += 1
-
-            def release() -> None:
-                with self._lock:
-                    self._busy[gpu] -= 1
-
+            release_gpu = functools.partial(self._release, gpu)
             job = dataclasses.replace(job, env={**job.env, "CUDA_VISIBLE_DEVICES": gpu})
-        handle = LocalHandle(job, on_exit=release)
+        handle = LocalHandle(job, on_exit=release_gpu)
         # listed before its thread starts: a Ctrl-C at any instant finds every cell that may run
         self.handles = live(self.handles) + [handle]
         handle.start()
