@@ -832,18 +832,21 @@ def test_the_local_engine_spreads_cells_over_gpus_and_frees_each_when_its_cell_e
     """--gpus 0,1: each cell gets CUDA_VISIBLE_DEVICES of the least busy GPU; a GPU is free again once its
     cell's process has ended."""
     engine = LocalEngine(["0", "1"])
+    go = tmp_path / "go"
 
-    def job(name: str, seconds: float) -> CellJob:
-        script = f"import os, time; time.sleep({seconds}); print('gpu', os.environ['CUDA_VISIBLE_DEVICES'])"
+    def job(name: str, wait_for_go: bool) -> CellJob:
+        wait = f"while not os.path.exists({str(go)!r}): time.sleep(0.02)\n" if wait_for_go else ""
+        script = f"import os, time\n{wait}print('gpu', os.environ['CUDA_VISIBLE_DEVICES'])"
         return CellJob(key=name, command=(sys.executable, "-c", script), run_dir=str(tmp_path / name),
                        cwd=str(tmp_path))
 
-    slow, quick = engine.start(job("a", 1.5)), engine.start(job("b", 0.0))
-    quick.join(30)
-    third = engine.start(job("c", 0.0))  # GPU 1 is free again, GPU 0 still busy with a
-    for handle in (slow, third):
-        handle.join(30)
-    assert [h.poll() for h in (slow, quick, third)] == [0, 0, 0]
+    held, quick = engine.start(job("a", True)), engine.start(job("b", False))
+    quick.join(60)
+    third = engine.start(job("c", False))  # GPU 1 is free again, GPU 0 still held by a
+    third.join(60)
+    go.touch()
+    held.join(60)
+    assert [h.poll() for h in (held, quick, third)] == [0, 0, 0]
     logs = {name: (tmp_path / name / "cell.log").read_text() for name in "abc"}
     assert "gpu 0" in logs["a"] and "gpu 1" in logs["b"] and "gpu 1" in logs["c"]
     assert sum(engine._busy.values()) == 0
