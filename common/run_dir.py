@@ -25,7 +25,7 @@ import yaml
 
 from common.atomic import write_json_atomic, write_text_atomic
 from common.errors import InputError, disk_full, is_disk_full
-from common.file_lock import describe_holder, last_holder, try_lock
+from common.file_lock import describe_holder, is_locked, last_holder, try_lock
 
 RUN_LOCK_NAME = ".run.lock"
 
@@ -183,3 +183,25 @@ class RunDir:
 
     def finish(self, result: Mapping[str, Any]) -> None:
         write_json_atomic(self.final_path, dict(result))
+
+
+def logged_progress(run_dir: Path) -> tuple[int, int] | None:
+    """(last step in metrics.csv, the run's total steps from config.yaml) of a run that has logged
+    a row; None otherwise (or when either file is unreadable)."""
+    try:
+        lines = (run_dir / "metrics.csv").read_text().splitlines()
+        total = (yaml.safe_load((run_dir / "config.yaml").read_text()) or {}).get("steps")
+        return (int(lines[-1].split(",", 1)[0]), int(total)) if len(lines) > 1 and total else None
+    except (OSError, ValueError, yaml.YAMLError):
+        return None
+
+
+def describe_unfinished(run_dir: Path) -> str:
+    """How far a run without final.json has come: 'training now: step X of Y logged, pid ...', or
+    'stopped at step X of Y logged', or 'nothing logged yet' (the lock tells whether a process holds it)."""
+    progress = logged_progress(run_dir)
+    where = f"step {progress[0]:,} of {progress[1]:,} logged" if progress else "nothing logged yet"
+    lock = run_dir / RUN_LOCK_NAME
+    if is_locked(lock):
+        return f"training now, {where}, in {describe_holder(last_holder(lock))}"
+    return f"stopped, {where}" if progress else where

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from common.checkpoint import CheckpointError, load_checkpoint, save_atomic  # noqa: F401 (re-exported)
+from common.run_dir import describe_unfinished
 from manager.config import AgentConfig, MODES
 
 MANAGER_FORMAT = "iql-td-mpc-manager"
@@ -51,6 +52,11 @@ def export_manager(path: str | os.PathLike, *, env: str, obs_dim: int, act_dim: 
 def load_manager_file(path: str | os.PathLike, env: str | None = None, obs_dim: int | None = None,
                       map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read an exported Manager and refuse it when it was made for another env or obs size."""
+    run_dir = Path(path).parent
+    if not Path(path).is_file() and (run_dir / "config.yaml").is_file():  # a Manager run that has not exported yet
+        raise CheckpointError(f"no {Path(path).name} in {run_dir} yet: that Manager run has not finished "
+                              f"({describe_unfinished(run_dir)}); wait for it, or resume it with the command that "
+                              f"started it (make manager ENV={env or '<env>'} SEED=<k>)")
     payload = load_checkpoint(path, map_location)
     if not isinstance(payload, dict) or payload.get("format") != MANAGER_FORMAT:
         raise CheckpointError(f"{path} is not an exported Manager (format {payload.get('format') if isinstance(payload, dict) else type(payload).__name__!r}); "

@@ -31,7 +31,7 @@ from common.cli import COMPILE_MODES, add_config_arguments, check_minimums, comp
 from common.cli import config_field as field
 from common.errors import INPUT_ERRORS, report_input_error
 from common.file_lock import describe_holder, last_holder
-from common.run_dir import RUN_LOCK_NAME
+from common.run_dir import RUN_LOCK_NAME, logged_progress
 from runs import manifest as m
 from runs.aggregate import ALPHA, aggregate
 from runs.claims import in_training
@@ -138,7 +138,7 @@ def print_dry_run(cells: list[Cell], cfg: TablesConfig, options: GridOptions) ->
         command = stacked_command(group, options) if cell in group and len(group) > 1 else cell.command
         if cell in group and len(group) > 1:
             extra += f"  [stacked: seeds {','.join(str(c.seed) for c in group)} in one process]"
-        progress = m.logged_progress(cell.run_dir) if states[cell.key] != m.DONE else None
+        progress = logged_progress(cell.run_dir) if states[cell.key] != m.DONE else None
         if progress:
             extra += f"  [logged to step {progress[0]} of {progress[1]}]"
         if states[cell.key] in m.NEEDS_RUN and (cell.run_dir / "checkpoint.pt").is_file():

@@ -14,8 +14,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from common.atomic import write_json_atomic
 from runs.grid import Cell
 
@@ -86,14 +84,3 @@ def cell_state(cell: Cell, stale_after_s: float = STALE_AFTER_S) -> str:
     if manifest.get("status") == "running":
         return RUNNING if manifest_process_alive(manifest, stale_after_s) else INTERRUPTED
     return FAILED  # failed, unreadable, or "done" without final.json (e.g. removed by hand)
-
-
-def logged_progress(run_dir: Path) -> tuple[int, int] | None:
-    """(last step in metrics.csv, the run's total steps from config.yaml) of a run that has logged
-    a row; None otherwise (or when either file is unreadable)."""
-    try:
-        lines = (run_dir / "metrics.csv").read_text().splitlines()
-        total = (yaml.safe_load((run_dir / "config.yaml").read_text()) or {}).get("steps")
-        return (int(lines[-1].split(",", 1)[0]), int(total)) if len(lines) > 1 and total else None
-    except (OSError, ValueError, yaml.YAMLError):
-        return None

@@ -20,8 +20,8 @@ import numpy as np
 from common.cli import config_field as field
 from common.cli import parse_config
 from common.errors import INPUT_ERRORS, report_input_error
+from common.run_dir import describe_unfinished
 from runs.aggregate import ALPHA, NOT_TESTED, welch_test
-from runs.manifest import logged_progress
 from runs.run_groups import group_by_seed
 
 
@@ -43,9 +43,7 @@ def read_final(run_dir: Path) -> dict[str, Any] | None:
 
 
 def unfinished_note(run_dir: Path) -> str:
-    progress = logged_progress(run_dir)
-    where = f"step {progress[0]:,} of {progress[1]:,} logged" if progress else "nothing logged yet"
-    return f"not finished, left out: {run_dir} ({where})"
+    return f"not finished, left out: {run_dir} ({describe_unfinished(run_dir)})"
 
 
 def summary_lines(groups: dict[str, list[dict[str, Any]]], alpha: float) -> list[str]:

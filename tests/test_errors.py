@@ -3,7 +3,7 @@ through the one marker class in common/errors.py; a bug (any other exception) st
 import pytest
 
 from common.checkpoint import CheckpointError
-from common.errors import INPUT_ERRORS, InputError, report_input_error
+from common.errors import INPUT_ERRORS, DiskFull, InputError, report_input_error
 from common.metrics import TrainingDiverged
 from common.run_dir import RunAlreadyComplete
 from corl.any_percent_bc import BCConfig
@@ -14,7 +14,7 @@ from tasks.registry import UnknownTaskError, get_task
 # each user-facing error keeps its built-in base, so code that caught e.g. KeyError still does
 USER_ERRORS = [(CheckpointError, RuntimeError), (RunAlreadyComplete, RuntimeError),
                (TrainingDiverged, FloatingPointError), (DatasetError, RuntimeError),
-               (DatasetNotFoundError, RuntimeError), (UnknownTaskError, KeyError)]
+               (DatasetNotFoundError, RuntimeError), (UnknownTaskError, KeyError), (DiskFull, OSError)]
 
 
 @pytest.mark.parametrize("cls,builtin", USER_ERRORS, ids=[c.__name__ for c, _ in USER_ERRORS])
@@ -48,3 +48,27 @@ def test_worker_main_reports_any_input_error_and_lets_bugs_raise(capsys):
     assert capsys.readouterr().err == "error: the problem; the fix\n"
     with pytest.raises(ZeroDivisionError):
         worker_main(BCConfig, "bc", _raising(ZeroDivisionError("a bug")), argv)
+
+
+def test_a_worker_asking_for_an_unfinished_managers_intents_is_told_how_far_it_is(data_dir, tmp_path, capsys):
+    """Not 'no checkpoint at .../manager.pt': the Manager run is there, stopped or still training."""
+    from common.run_dir import RunDir
+    from corl.__main__ import main as corl_main
+    from manager.__main__ import main as manager_main
+
+    runs = tmp_path / "runs"
+    assert manager_main(["train", "--mode", "manager", "--env", "maze2d-umaze-v1", "--profile", "smoke", "--steps",
+                         "200", "--chunk-steps", "100", "--log-every", "50", "--checkpoint-every", "100",
+                         "--runs-dir", str(runs), "--data-dir", str(data_dir), "--no-progress"]) == 0
+    worker = ["bc", "--env", "maze2d-umaze-v1", "--profile", "smoke", "--intent", "manager", "--runs_dir", str(runs),
+              "--data_dir", str(data_dir), "--progress", "false"]
+    capsys.readouterr()
+    assert corl_main(worker) == 2
+    manager_dir = runs / "maze2d-umaze-v1" / "manager" / "seed0"
+    err = capsys.readouterr().err
+    assert f"no manager.pt in {manager_dir} yet: that Manager run has not finished (stopped, step 100 of 200 " \
+           "logged); wait for it, or resume it" in err and "make manager ENV=maze2d-umaze-v1" in err
+    with RunDir(runs, "maze2d-umaze-v1", "manager", seed=0).claim():  # as a Manager training now would hold it
+        assert corl_main(worker) == 2
+    err = capsys.readouterr().err
+    assert "(training now, step 100 of 200 logged, in pid " in err

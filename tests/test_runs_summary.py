@@ -35,7 +35,7 @@ def test_lines_of_seeds_with_welch_against_the_first(tmp_path, capsys):
     assert rows == [
         "| bc/none | 3 | 5,000 | 100 | 2.0 ± 1.0 | baseline | 0: 1.0, 1: 3.0, 2: 2.0 |",
         f"| bc/manager | 3 | 5,000 | 100 | 50.0 ± {np.std([40, 60, 50], ddof=1):.1f} | p {p:.3g} ↑ | 0: 40.0, 1: 60.0, 2: 50.0 |"]
-    assert f"not finished, left out: {running} (step 1,000 of 5,000 logged)" in err
+    assert f"not finished, left out: {running} (stopped, step 1,000 of 5,000 logged)" in err
 
 
 def test_labels_are_the_shortest_distinct_tails(tmp_path):
