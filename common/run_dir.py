@@ -197,8 +197,8 @@ def logged_progress(run_dir: Path) -> tuple[int, int] | None:
 
 
 def describe_unfinished(run_dir: Path) -> str:
-    """How far a run without final.json has come: 'training now: step X of Y logged, pid ...', or
-    'stopped at step X of Y logged', or 'nothing logged yet' (the lock tells whether a process holds it)."""
+    """How far a run without final.json has come: 'training now, step X of Y logged, in pid ...', or
+    'stopped, step X of Y logged', or 'nothing logged yet' (its lock tells whether a process trains it)."""
     progress = logged_progress(run_dir)
     where = f"step {progress[0]:,} of {progress[1]:,} logged" if progress else "nothing logged yet"
     lock = run_dir / RUN_LOCK_NAME
