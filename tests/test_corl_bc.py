@@ -88,8 +88,8 @@ def test_presets_and_command_line_precedence():
 
 def test_each_worker_file_is_registered_and_has_exactly_the_two_marked_plugin_lines():
     registered = {module.split(".")[-1] for module in WORKERS.values()}
-    assert {p.stem for p in WORKER_FILES} == registered == {"any_percent_bc", "awac", "cql", "dt", "idql", "iql",
-                                                            "td3_bc"}
+    assert {p.stem for p in WORKER_FILES} == registered  # no worker file outside WORKERS, none registered missing
+    assert {"any_percent_bc", "awac", "cql", "dt", "idql", "iql", "td3_bc"} <= registered
     for path in WORKER_FILES:
         assert_two_marked_plugin_lines(path)
 
