@@ -160,6 +160,9 @@ def main(argv: list[str] | None = None) -> int:
         from runs.summary import main as summary_main
 
         return summary_main(argv[1:])
+    if argv and not argv[0].startswith("-") and argv[0] not in TABLES:
+        return report_input_error(ValueError(f"unknown command {argv[0]!r}; choose one of "
+                                             f"{', '.join(TABLES)}, curves, summary (python -m runs --help)"))
     cfg = config_from_args(TablesConfig, build_parser().parse_args(argv))
     try:
         table = get_table(cfg.table)

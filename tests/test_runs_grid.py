@@ -200,6 +200,8 @@ def test_cell_commands_are_the_makefile_commands():
 def test_unknown_names_are_clear_errors(capsys):
     with pytest.raises(ValueError, match="table1, table2, table3"):
         get_table("table4")
+    assert runs_main(["curvez", "runs/x"]) == 2
+    assert "unknown command 'curvez'; choose one of table1, table2, table3, curves, summary" in capsys.readouterr().err
     t2, t3 = get_table("table2"), get_table(3)
     with pytest.raises(ValueError, match="unknown env 'maze2d-umaz-v1'"):
         resolve_envs(t2, "maze2d-umaz-v1")
