@@ -114,7 +114,9 @@ def run_demo(cfg: DemoConfig) -> dict[str, dict]:
     table = results_table(cfg, results)
     out = Path(cfg.runs_dir) / cfg.env / f"demo_{cfg.algo}_seed{cfg.seed}.md"
     write_text_atomic(out, table + "\n")
-    print("\n" + table + f"\n\n(written to {out})")
+    runs = " ".join(f"{Path(cfg.runs_dir) / cfg.env / cfg.algo / intent}/seed*" for intent in intents)
+    print("\n" + table + f"\n\n(written to {out})\nOver more seeds (make demo SEED=1, SEED=2, ...): "
+          f"python -m runs summary {runs}\nTheir learning curves: python -m runs curves {runs} --out curves.png")
     return results
 
 
