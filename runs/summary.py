@@ -38,8 +38,8 @@ def read_final(run_dir: Path) -> dict[str, Any] | None:
     except FileNotFoundError:
         return None
     except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{run_dir / 'final.json'} is unreadable ({exc}); run the same command again to redo it "
-                         "(pass --overwrite)") from None
+        raise ValueError(f"{run_dir / 'final.json'} is unreadable ({exc}); redo that run with the command that "
+                         "made it and --overwrite, or leave the folder out") from None
 
 
 def unfinished_note(run_dir: Path) -> str:

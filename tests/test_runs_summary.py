@@ -54,3 +54,11 @@ def test_nothing_finished_and_missing_folders_are_named(tmp_path, capsys):
     assert "none of these runs has finished" in capsys.readouterr().err
     assert runs_main(["summary", str(tmp_path / "nowhere")]) == 2
     assert "no run folder at" in capsys.readouterr().err
+
+
+def test_an_unreadable_final_json_is_named_with_its_fix(tmp_path, capsys):
+    run = finished(tmp_path / "runs" / "maze2d-umaze-v1" / "bc" / "none" / "seed0", 1.0, 0)
+    (run / "final.json").write_text("{half")
+    assert runs_main(["summary", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert f"{run / 'final.json'} is unreadable" in err and "--overwrite, or leave the folder out" in err
