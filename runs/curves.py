@@ -86,7 +86,9 @@ def draw(curves: dict[str, dict[str, Curve]], out: Path) -> Path:
     for ax, (metric, lines) in zip(axes.flat, curves.items()):
         for label, curve in lines.items():
             seeds = int(curve.count.max())
-            line, = ax.plot(curve.steps, curve.mean, lw=1.3, label=f"{label} ({seeds} seed{'s' * (seeds > 1)})")
+            few = len(curve.steps) < 20  # markers, so that a run evaluated once (the CPU demo) shows a point
+            line, = ax.plot(curve.steps, curve.mean, lw=1.3, marker="o" if few else None, ms=3,
+                            label=f"{label} ({seeds} seed{'s' * (seeds > 1)})")
             ax.fill_between(curve.steps, curve.mean - curve.std, curve.mean + curve.std, color=line.get_color(),
                             alpha=0.2, lw=0)
         ax.set_title(metric, fontsize=9)
