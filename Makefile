@@ -50,7 +50,7 @@ help:
 	@echo "learning curves:            python -m runs curves RUN_DIR... --out curves.png (mean +- std over seeds, from metrics.csv)"
 	@echo "final scores over seeds:    python -m runs summary RUN_DIR... (mean +- std, Welch's test against the first arm)"
 	@echo "variables: ENV=$(ENV) SEED=$(SEED) EPISODES=$(EPISODES) PROFILE=$(PROFILE) (paper|quick|smoke|auto)"
-	@echo "           DEVICE=$(DEVICE) (cpu|cuda|auto) STEPS=<override> COMPILE=1 (manager/flat/worker: torch.compile the update)"
+	@echo "           DEVICE=$(DEVICE) (auto|cpu|cuda|cuda:N|mps) STEPS=<override> COMPILE=1 (manager/flat/worker: torch.compile the update)"
 	@echo "           COMPILE_MODE=reduce-overhead (with COMPILE=1: CUDA graphs, 3.8x eager on an H200)"
 	@echo "           SEEDS=0,1,2 (manager/flat: train these seeds in one process, parameters stacked)"
 	@echo "           SNAPSHOT_EVERY=N (manager: also export snapshots/manager_step<N>.pt every N steps)"

@@ -20,6 +20,7 @@ from common.atomic import write_json_atomic
 from common.checkpoint import file_sha256
 from common.cli import check_minimums
 from common.cli import config_field as field
+from common.device import DEVICE_HELP
 from common.errors import INPUT_ERRORS, report_input_error
 
 
@@ -30,7 +31,7 @@ class EvaluateConfig:
     episodes: int = field(0, "evaluation episodes (0: as many as the run's final evaluation)")
     seed: int = field(-1, "evaluation seed: episode e starts from reset seed (seed, e) (-1: the run's seed; with "
                           "the default episodes this replays final.json's score)")
-    device: str = field("auto", "auto | cpu | cuda")
+    device: str = field("auto", DEVICE_HELP)
     overwrite: bool = field(False, "redo an evaluation whose result file exists for this checkpoint instead of "
                                    "reporting it")
 

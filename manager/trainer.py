@@ -26,7 +26,7 @@ import torch
 from common.checkpoint import check_resumed_settings, check_same_statistics, load_checkpoint, save_atomic
 from common.cli import COMPILE_MODES, check_minimums, compile_kwargs
 from common.cli import config_field as field
-from common.device import resolve_device, resolve_profile
+from common.device import DEVICE_HELP, resolve_device, resolve_profile
 from common.interrupt import StopOnSignal, next_log_row
 from common.machine import device_description
 from common.metrics import MetricWindow, TrainingDiverged  # noqa: F401 (re-exported)
@@ -55,7 +55,7 @@ class TrainConfig:
     profile: str = field("auto", "paper | quick | smoke | auto (paper on a GPU, quick on a CPU); see docs/manager.md",
                          choices=("auto", "paper", "quick", "smoke"))
     steps: int | None = field(None, "training steps (default: the profile's: manager 300K, flat 1M for paper)")
-    device: str = field("auto", "auto | cpu | cuda")
+    device: str = field("auto", DEVICE_HELP)
     runs_dir: str = field("runs", "root of the run folders")
     data_dir: str | None = field(None, "folder searched first for the dataset")
     eval_episodes: int | None = field(None, "flat agents: MPC evaluation episodes (default: the profile's, 100 for paper)")

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 from common.cli import COMPILE_MODES, add_config_arguments, check_minimums, compile_kwargs, config_from_args
 from common.cli import config_field as field
+from common.device import DEVICE_HELP, check_device_name, resolve_device
 from common.errors import INPUT_ERRORS, report_input_error
 from common.file_lock import describe_holder, last_holder
 from common.run_dir import RUN_LOCK_NAME, logged_progress
@@ -55,7 +56,7 @@ class TablesConfig:
     seeds: str = field("0,1,2,3,4", "comma-separated seeds or a range such as 0-4")
     profile: str = field("auto", "paper | quick | smoke | auto (paper on a GPU, quick on a CPU), passed to every cell",
                          choices=("auto", "paper", "quick", "smoke"))
-    device: str = field("auto", "auto | cpu | cuda, passed to every cell")
+    device: str = field("auto", f"{DEVICE_HELP}; passed to every cell")
     jobs: int = field(1, "cells running at once (dependencies respected; a stacked job counts once)")
     stack_seeds: bool = field(False, "train an env's Managers (table2) or flat agents (table1) of all due seeds in "
                                      "one process, parameters stacked on a seed axis (python -m manager train "
@@ -121,6 +122,18 @@ def command_environment(cfg: TablesConfig) -> dict[str, str]:
     return env
 
 
+def check_grid_device(cfg: TablesConfig) -> None:
+    """A --device every cell would refuse stops the grid before any cell runs. With the local engine
+    the device must exist on this machine too (submitit's cells may run on other machines)."""
+    check_device_name(cfg.device)
+    if cfg.engine != "local" or cfg.aggregate_only:
+        return
+    resolve_device(cfg.device)
+    if cfg.gpus and cfg.device.startswith("cuda:") and cfg.device != "cuda:0":
+        raise ValueError(f"--device {cfg.device} with --gpus: each cell sees only the one GPU it is given, as "
+                         "cuda:0; use --device cuda")
+
+
 STATE_ORDER = (m.DONE, m.RUNNING, m.INTERRUPTED, m.FAILED, m.MISSING, m.UNAVAILABLE)
 
 
@@ -171,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         if not 0 < cfg.alpha < 1:
             raise ValueError(f"--alpha is a significance threshold between 0 and 1 (e.g. 0.05), got {cfg.alpha:g}")
         compile_kwargs(cfg.compile, cfg.compile_mode)  # a mode without --compile fails before any cell runs
+        check_grid_device(cfg)
         options = GridOptions(cfg.profile, cfg.device, cfg.runs_dir, cfg.data_dir or None, stack_seeds=cfg.stack_seeds,
                               compile=cfg.compile, compile_mode=cfg.compile_mode, wandb=cfg.wandb)
         cells = expand_grid(table, envs, algos, seeds, options)

@@ -23,7 +23,8 @@ from typing import Optional
 from common.atomic import write_text_atomic
 from common.cli import parse_config
 from common.cli import config_field as field
-from common.device import resolve_device, resolve_profile
+from common.device import DEVICE_HELP, resolve_device, resolve_profile
+from common.errors import INPUT_ERRORS, report_input_error
 
 CPU_MANAGER_STEPS = 8_000  # quick-profile Manager steps on a CPU (~9 minutes on 2 cores, docs/manager.md)
 CPU_WORKER_STEPS = 10_000  # worker steps on a CPU (BC: ~1-3 minutes per run)
@@ -37,7 +38,7 @@ class DemoConfig:
     algo: str = field("bc", "the worker compared without and with intents")
     ablation: bool = field(True, "also run the worker with random intents (paper Table 3)")
     profile: str = field("auto", "paper | quick | smoke | auto (paper on a GPU, quick on a CPU)")
-    device: str = field("auto", "auto | cpu | cuda")
+    device: str = field("auto", DEVICE_HELP)
     manager_steps: Optional[int] = field(None, "Manager training steps (default: the profile's on a GPU, "
                                          f"{CPU_MANAGER_STEPS} on a CPU)")
     worker_steps: Optional[int] = field(None, "worker training steps (default: the profile's on a GPU, "
@@ -128,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[demo] a step failed (exit {exc.returncode}): {shlex.join(exc.cmd)}; fix it and run again: "
               "finished steps are kept", file=sys.stderr)
         return 1
+    except INPUT_ERRORS as exc:  # e.g. an unknown --env or --device: one line, before any step runs
+        return report_input_error(exc)
     except KeyboardInterrupt:
         print("[demo] interrupted; run it again to go on: finished steps are kept, the interrupted one resumes "
               "from its checkpoint", file=sys.stderr)

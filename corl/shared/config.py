@@ -25,7 +25,7 @@ import yaml
 
 from common.cli import check_minimums, compile_kwargs
 from common.cli import config_field as field
-from common.device import resolve_device, resolve_profile
+from common.device import DEVICE_HELP, resolve_device, resolve_profile
 from common.errors import INPUT_ERRORS, report_input_error
 from tasks import get_task
 from wrappers import INTENT_CHOICES
@@ -73,7 +73,7 @@ class WorkerConfig:
     final_eval_episodes: Optional[int] = field(None, "episodes of the final evaluation (default: the profile's; paper 100)")
     eval_num_envs: int = field(50, "episodes evaluated at once (batched)")
     batch_size: int = field(256, "training batch size (each worker file sets CORL's default for its algorithm)")
-    device: str = field("auto", "auto | cpu | cuda")
+    device: str = field("auto", DEVICE_HELP)
     intent: str = field("none", "none | manager | random: what is appended to observations")
     manager: Optional[str] = field(None, "manager.pt for intent=manager (default runs/<env>/manager/seed<k>/manager.pt)")
     intent_dim: int = field(10, "size of random intents (intent=random; the Manager's latent size)")

@@ -50,7 +50,7 @@ import torch
 from common.atomic import write_json_atomic
 from common.checkpoint import CheckpointError, load_checkpoint, save_atomic
 from common.cli import config_field, parse_config
-from common.device import resolve_device
+from common.device import DEVICE_CHOICES, resolve_device
 from common.errors import INPUT_ERRORS, report_input_error
 from common.metrics import MetricWindow
 from common.progress import progress_bar
@@ -110,7 +110,7 @@ class SACConfig:
            "steps (0: at once), so the critics can follow what it does")
     warm_alpha: float | None = config_field(
         None, "warm start: entropy temperature to start from (default: the snapshot's recorded alpha, else 0.1)")
-    device: str = config_field("cpu", "cpu, cuda or auto")
+    device: str = config_field("cpu", DEVICE_CHOICES)
     threads: int = config_field(1, "torch CPU threads (1: share the machine, and bit-exact resumes)")
     root: str = config_field("~/.cache/iql_td_mpc/sac", "folder of the training runs: "
                                                        "<root>/halfcheetah/train/seed<k>/")
