@@ -26,6 +26,42 @@ def compile_kwargs(compile: bool, mode: str, flag: str = "--compile-mode") -> di
     return {} if mode == "default" else {"mode": mode}
 
 
+TRUE_WORDS, FALSE_WORDS = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+
+
+def integer(text: Any) -> int:
+    """A whole number as researchers write step counts: 100000, 100_000 or 1e5 (an exact float
+    spelling is accepted, 1.5e3 too; 2.5 is not). argparse names this function in its errors:
+    "invalid integer value"."""
+    if isinstance(text, bool):
+        raise ValueError(f"{text!r} is not a whole number")
+    if isinstance(text, int):
+        return text
+    try:
+        return int(str(text).strip())
+    except ValueError:
+        pass
+    try:
+        value = float(str(text).strip())
+    except ValueError:
+        raise ValueError(f"{text!r} is not a whole number") from None
+    if not value.is_integer():
+        raise ValueError(f"{text!r} is not a whole number")
+    return int(value)
+
+
+def boolean(text: Any) -> bool:
+    """true/false (also yes/no, on/off, 1/0, any case); any other word is an error, never True."""
+    if isinstance(text, bool):
+        return text
+    word = str(text).strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ValueError(f"{text!r} is not true or false")
+
+
 def dashed_flag(name: str) -> str:
     """argparse's spelling of a field's option: log_every -> --log-every."""
     return "--" + name.replace("_", "-")
@@ -51,13 +87,13 @@ def config_field(default: Any, help: str, positional: bool = False, choices: Any
                                                         "custom_args": {"help": help}})  # pyrallis reads this
 
 
-def _base_type(tp: Any) -> tuple[Any, tuple | None]:
+def base_type(tp: Any) -> tuple[Any, tuple | None]:
     """(python type for argparse, choices) of an annotation such as `int | None` or Literal."""
     args = [a for a in get_args(tp) if a is not type(None)]
     if get_origin(tp) is Literal:
         return type(get_args(tp)[0]), get_args(tp)
     if args and get_origin(tp) is not None:
-        return _base_type(args[0])
+        return base_type(args[0])
     return tp, None
 
 
@@ -67,16 +103,17 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
         help_text = f.metadata.get("help")
         if not help_text:
             raise TypeError(f"{cls.__name__}.{f.name} has no help string")
-        tp, choices = _base_type(hints[f.name])
+        tp, choices = base_type(hints[f.name])
         choices = f.metadata.get("choices") or choices
+        arg_type = integer if tp is int else tp  # 1e5 as well as 100000
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
         if f.metadata.get("positional"):
-            parser.add_argument(f.name, type=tp, choices=choices, nargs=f.metadata.get("nargs"), help=help_text)
+            parser.add_argument(f.name, type=arg_type, choices=choices, nargs=f.metadata.get("nargs"), help=help_text)
         elif tp is bool:
             parser.add_argument(dashed_flag(f.name), dest=f.name, default=default,
                                 action=argparse.BooleanOptionalAction, help=help_text)
         else:
-            parser.add_argument(dashed_flag(f.name), dest=f.name, type=tp, default=default,
+            parser.add_argument(dashed_flag(f.name), dest=f.name, type=arg_type, default=default,
                                 choices=choices, help=f"{help_text} (default: {default})")
 
 

@@ -14,16 +14,20 @@ Values are resolved in this order (later wins):
 
 import argparse
 import dataclasses
+import re
 import sys
 import tempfile
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence, TypeVar
 
 import pyrallis
 import yaml
+from pyrallis.parsers.decoding import decode as pyrallis_decode
+from pyrallis.utils import ParsingError
 
-from common.cli import check_minimums, compile_kwargs
+from common.cli import base_type, boolean, check_minimums, compile_kwargs, integer
 from common.cli import config_field as field
 from common.device import DEVICE_HELP, resolve_device, resolve_profile
 from common.errors import INPUT_ERRORS, report_input_error
@@ -125,6 +129,26 @@ def profile_algo_fields(algo: str, profile: str, device: str = "auto") -> dict[s
     return dict(PROFILE_ALGO_FIELDS[resolve_profile(profile, resolve_device(device))].get(algo, {}))
 
 
+# pyrallis reads a command-line int with int() ("1e5" fails) and a bool with bool() (any word but
+# "false" is True: --normalize flase would train normalised); these read them as python -m manager does
+pyrallis_decode.register(int, integer)
+pyrallis_decode.register(bool, boolean)
+EXPECTED = {int: "a whole number (100000, 100_000 or 1e5)", float: "a number", bool: "true or false"}
+_PYRALLIS_FIELD = re.compile(r"value='(?P<value>.*)' into field \".*\.(?P<name>\w+)\" of type")
+
+
+def readable_parsing_error(exc: ParsingError, cls: type) -> ValueError:
+    """pyrallis' two-line ParsingError as one line naming the option, the value and what it takes."""
+    match = _PYRALLIS_FIELD.search(str(exc))
+    hints = typing.get_type_hints(cls)
+    if not match or match["name"] not in hints:
+        return ValueError(str(exc).splitlines()[0])
+    tp = base_type(hints[match["name"]])[0]
+    expected = EXPECTED.get(tp, f"a {getattr(tp, '__name__', tp)}")
+    return ValueError(f"--{match['name']} {match['value']}: expected {expected} (on the command line or in "
+                      "the --config_path file)")
+
+
 def parse_worker_config(cls: type[C], algo: str, argv: Sequence[str] | None = None) -> C:
     """Defaults <- preset(algo, env) <- the profile's compute knobs for algo <- command line
     (pyrallis; `--config_path FILE` replaces the preset and the knobs)."""
@@ -140,7 +164,11 @@ def parse_worker_config(cls: type[C], algo: str, argv: Sequence[str] | None = No
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "preset.yaml"
         path.write_text(yaml.safe_dump(preset))
-        return pyrallis.parse(config_class=cls, config_path=str(path), args=list(argv) if argv is not None else None)
+        try:
+            return pyrallis.parse(config_class=cls, config_path=str(path),
+                                  args=list(argv) if argv is not None else None)
+        except ParsingError as exc:
+            raise readable_parsing_error(exc, cls) from None
 
 
 def resolve_run_size(cfg: C, profile: str) -> C:

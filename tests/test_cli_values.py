@@ -1,0 +1,69 @@
+"""Numbers and switches on the command line read the same way in every entry point: a step count as
+100000, 100_000 or 1e5; a switch as true/false (yes/no, on/off, 1/0), never a stray word read as True;
+a value of the wrong kind is one `error:` line naming the option, not a pyrallis traceback."""
+import pytest
+
+from common.cli import boolean, integer
+from corl.any_percent_bc import BCConfig
+from corl.dt import DTConfig
+from corl.shared.config import parse_worker_config, worker_main
+
+ENV = "maze2d-umaze-v1"
+
+
+@pytest.mark.parametrize("text,value", [("100000", 100000), ("100_000", 100000), ("1e5", 100000), ("1.5e3", 1500),
+                                        (" 7 ", 7), (12, 12), ("-3", -3), (2.0, 2)])
+def test_integer_reads_whole_numbers_however_written(text, value):
+    assert integer(text) == value and type(integer(text)) is int
+
+
+@pytest.mark.parametrize("text", ["2.5", "abc", "", "1e-3", True, "nan"])
+def test_integer_refuses_what_is_not_a_whole_number(text):
+    with pytest.raises(ValueError, match="is not a whole number"):
+        integer(text)
+
+
+@pytest.mark.parametrize("text,value", [("true", True), ("True", True), ("yes", True), ("on", True), ("1", True),
+                                        (1, True), ("false", False), ("FALSE", False), ("no", False),
+                                        ("off", False), ("0", False), (0, False), (False, False)])
+def test_boolean_reads_the_usual_words(text, value):
+    assert boolean(text) is value
+
+
+@pytest.mark.parametrize("text", ["maybe", "flase", "", "2", 2])
+def test_boolean_refuses_other_words(text):
+    with pytest.raises(ValueError, match="is not true or false"):
+        boolean(text)
+
+
+def test_a_worker_reads_step_counts_and_switches_strictly():
+    cfg = parse_worker_config(BCConfig, "bc", ["--env", ENV, "--steps", "1e5", "--eval_every", "5_000",
+                                                "--normalize", "false", "--actor_lr", "1e-4"])
+    assert (cfg.steps, cfg.eval_every, cfg.normalize, cfg.actor_lr) == (100000, 5000, False, 1e-4)
+    dt = parse_worker_config(DTConfig, "dt", ["--env", ENV, "--betas", "[0.8, 0.99]", "--episode_len", "1e3"])
+    assert dt.betas == (0.8, 0.99) and dt.episode_len == 1000
+    defaults = parse_worker_config(BCConfig, "bc", ["--env", ENV])
+    assert defaults.normalize is True and defaults.steps is None  # the preset's and the profile's values stand
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--normalize", "flase"], "--normalize flase: expected true or false"),  # pyrallis alone: True
+    (["--steps", "2.5"], "--steps 2.5: expected a whole number (100000, 100_000 or 1e5)"),
+    (["--eval_every", "abc"], "--eval_every abc: expected a whole number"),
+    (["--actor_lr", "fast"], "--actor_lr fast: expected a number"),
+])
+def test_a_worker_names_a_value_of_the_wrong_kind_in_one_line(argv, message, capsys, tmp_path):
+    assert worker_main(BCConfig, "bc", lambda cfg: pytest.fail("trained"),
+                       ["--env", ENV, "--runs_dir", str(tmp_path), *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {message}") and err.count("\n") == 1, err
+
+
+def test_the_manager_reads_step_counts_the_same_way(capsys):
+    from manager.__main__ import build_parser
+
+    args = build_parser().parse_args(["train", "--mode", "manager", "--env", ENV, "--steps", "3e5"])
+    assert args.steps == 300000
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--mode", "manager", "--env", ENV, "--steps", "2.5"])
+    assert "argument --steps: invalid integer value: '2.5'" in capsys.readouterr().err
