@@ -3,15 +3,16 @@ from __future__ import annotations
 
 import gymnasium as gym
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
-from gymnasium.wrappers import TimeLimit
+from gymnasium.wrappers import OrderEnforcing, TimeLimit
 
 from tasks.registry import get_task
 
 
 def make_env(name: str) -> gym.Env:
-    """The task's gymnasium env with D4RL's TimeLimit (truncated=True at max_episode_steps)."""
+    """The task's gymnasium env with D4RL's TimeLimit (truncated=True at max_episode_steps); a step
+    before the first reset is gymnasium's ResetNeeded error, as with gym.make."""
     spec = get_task(name)
-    return TimeLimit(spec.make_env(), max_episode_steps=spec.max_episode_steps)
+    return OrderEnforcing(TimeLimit(spec.make_env(), max_episode_steps=spec.max_episode_steps))
 
 
 def make_vector_env(name: str, num_envs: int) -> SyncVectorEnv:

@@ -378,3 +378,32 @@ def test_none_leaves_dataset_and_env_untouched(flagged):
     venv = tasks.make_vector_env(ENV, 2)
     assert wrap_env(venv, src) is venv
     venv.close()
+
+
+def test_a_manager_source_for_another_obs_size_is_refused_where_it_is_handed_over(source):
+    """An intent source object (not only a manager.pt path) is checked against the env or dataset it
+    meets, at construction: not at the first reset, deep in the planner."""
+    pendulum = gym.make("Pendulum-v1")  # observations of size 3; the Manager's are 4
+    with pytest.raises(ValueError, match="expects observations of size 4, the env gives 3: it belongs to another"):
+        IntentObservationWrapper(pendulum, source)
+    bad = {"observations": np.zeros((20, 3), np.float32), "terminals": np.zeros(20), "timeouts": np.zeros(20)}
+    with pytest.raises(ValueError, match="expects observations of size 4, the dataset has 3"):
+        augment_dataset(bad, source)
+    random_source = RandomIntentSource(5, seed=0)  # random intents fit any size
+    assert IntentObservationWrapper(pendulum, random_source).observation_space.shape == (8,)
+
+
+@pytest.mark.parametrize("keys", [("observations", "timeouts"), ("observations", "next_observations")])
+def test_a_dataset_without_terminals_is_named_with_the_layouts_read(source, keys):
+    from tasks.datasets import DatasetError
+
+    dataset = {key: np.zeros((20, 4), np.float32) if "observations" in key else np.zeros(20, bool) for key in keys}
+    with pytest.raises(DatasetError, match="the dataset has no 'terminals' .*D4RL's layouts"):
+        augment_dataset(dataset, source)
+
+
+def test_a_step_before_reset_is_gymnasiums_reset_needed(source):
+    from gymnasium.error import ResetNeeded
+
+    with pytest.raises(ResetNeeded):
+        IntentObservationWrapper(tasks.make_env(ENV), source).step(np.zeros(2, np.float32))

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from manager.data import episode_last_state
-from tasks.datasets import episode_timeouts
+from tasks.datasets import DatasetError, episode_timeouts
 from wrappers.sources import as_intent_source
 
 
@@ -57,10 +57,19 @@ def _concat(obs: np.ndarray, intents: np.ndarray) -> np.ndarray:
     return np.concatenate([np.asarray(obs, dtype=np.float32), intents], axis=1)
 
 
+def _terminals(dataset: dict[str, Any], n: int) -> np.ndarray:
+    """(n,) bool `terminals`, or a DatasetError naming the layouts augment_dataset reads."""
+    if "terminals" not in dataset:
+        raise DatasetError(f"the dataset has no 'terminals' (its keys: {', '.join(sorted(dataset))}); augment_dataset "
+                           "finds episode ends in D4RL's layouts: observations, terminals, timeouts (raw) or "
+                           "observations, next_observations, terminals (qlearning), or a list of trajectory dicts")
+    return np.asarray(dataset["terminals"]).astype(bool).reshape(n)
+
+
 def _augment_raw(dataset: dict[str, Any], source, batch_size: int, max_episode_steps: int | None) -> dict:
     obs = np.asarray(dataset["observations"], dtype=np.float32)
     n = len(obs)
-    terminals = np.asarray(dataset["terminals"]).astype(bool).reshape(n)
+    terminals = _terminals(dataset, n)
     timeouts = episode_timeouts(dataset, max_episode_steps).reshape(n)
     last = episode_last_state(terminals, timeouts)
     future = _future_positions(np.arange(n), last, source.k)
@@ -73,7 +82,7 @@ def transition_episode_ends(dataset: dict[str, Any]) -> np.ndarray:
     """(n,) bool: row t is the last transition of its episode in a qlearning dict."""
     obs, next_obs = dataset["observations"], dataset["next_observations"]
     n = len(obs)
-    ends = np.asarray(dataset["terminals"]).astype(bool).reshape(n).copy()
+    ends = _terminals(dataset, n).copy()
     if n:
         ends[-1] = True
         ends[:-1] |= np.any(np.asarray(next_obs[:-1]) != np.asarray(obs[1:]), axis=tuple(range(1, np.ndim(obs))))

@@ -141,6 +141,11 @@ def as_intent_source(source, obs_dim: int, uses: str):
     if missing:
         raise TypeError(f"expected an intent source (ManagerIntentSource, RandomIntentSource, make_intent_source) "
                         f"or the path of a manager.pt, got {type(source).__name__} (it lacks {', '.join(missing)})")
+    expected = getattr(source, "obs_dim", None)  # a Manager's; random intents fit any size
+    if expected is not None and int(expected) != obs_dim:
+        where = "the env gives" if uses == "plan_intents" else "the dataset has"
+        raise ValueError(f"{source!r} expects observations of size {int(expected)}, {where} {obs_dim}: it belongs to "
+                         "another task; use a Manager trained on this one (make manager ENV=<its name>)")
     return source
 
 
