@@ -30,7 +30,14 @@ def save_atomic(obj: dict[str, Any], path: str | os.PathLike) -> Path:
     return path
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+# what to do about an unreadable checkpoint.pt of a run being resumed (its weights are lost either way)
+RESTART_FIX = "pass --overwrite to start the run again from step 0"
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu",
+                    fix: str = "") -> dict[str, Any]:
+    """torch.load(weights_only=True) of one of this project's checkpoints, or a CheckpointError
+    naming the file and why it cannot be read, then `fix` (what the caller's user can do about it)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}; train one first (make manager ENV=...) or pass its path")
@@ -38,7 +45,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises many kinds here: corrupt zip, unpickling refused, ...
         raise CheckpointError(f"{path} is not a readable checkpoint (corrupt, truncated, or not made by "
-                              f"this project): {load_failure(exc)}") from None
+                              f"this project): {load_failure(exc)}" + (f" To go on: {fix}." if fix else "")) from None
 
 
 def load_failure(exc: BaseException) -> str:

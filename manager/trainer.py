@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from common.checkpoint import check_resumed_settings, check_same_statistics, load_checkpoint, save_atomic
+from common.checkpoint import (RESTART_FIX, check_resumed_settings, check_same_statistics, load_checkpoint,
+                               save_atomic)
 from common.cli import COMPILE_MODES, check_minimums, compile_kwargs
 from common.cli import config_field as field
 from common.device import DEVICE_HELP, resolve_device, resolve_profile
@@ -207,7 +208,7 @@ class Trainer:
             raise RunAlreadyComplete(f"{self.run_dir.path} already holds a finished run; pass --overwrite to redo it")
         commit = code_version()  # read (and cached) now, resumed or not: final.json names the code this process loaded
         if self.checkpoint_path.exists() and not t.overwrite:
-            self.load_state_dict(load_checkpoint(self.checkpoint_path, self.run.device))
+            self.load_state_dict(load_checkpoint(self.checkpoint_path, self.run.device, fix=RESTART_FIX))
             self.run_dir.truncate_metrics(self.agent.step)
         else:
             self.run_dir.start({"train": dataclasses.asdict(t), "agent": config_to_dict(self.run.agent),

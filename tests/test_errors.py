@@ -72,3 +72,31 @@ def test_a_worker_asking_for_an_unfinished_managers_intents_is_told_how_far_it_i
         assert corl_main(worker) == 2
     err = capsys.readouterr().err
     assert "(training now, step 100 of 200 logged, in pid " in err
+
+
+def test_an_unreadable_checkpoint_of_a_run_being_resumed_says_how_to_go_on(data_dir, tmp_path, capsys):
+    """A truncated checkpoint.pt (a disk error, a copy cut short) of a worker or a Manager run: one line
+    naming the file and --overwrite, which then starts the run again."""
+    from corl.__main__ import main as corl_main
+    from manager.__main__ import main as manager_main
+
+    runs = tmp_path / "runs"
+    worker = ["bc", "--env", "maze2d-umaze-v1", "--profile", "smoke", "--steps", "200", "--runs_dir", str(runs),
+              "--data_dir", str(data_dir), "--progress", "false"]
+    manager = ["train", "--mode", "manager", "--env", "maze2d-umaze-v1", "--profile", "smoke", "--steps", "200",
+               "--log-every", "50", "--checkpoint-every", "100", "--runs-dir", str(runs), "--data-dir", str(data_dir),
+               "--no-progress"]
+    for main, argv, run in ((corl_main, worker, runs / "maze2d-umaze-v1" / "bc" / "none" / "seed0"),
+                            (manager_main, manager, runs / "maze2d-umaze-v1" / "manager" / "seed0")):
+        chunk = ["--chunk_steps", "100"] if main is corl_main else ["--chunk-steps", "100"]
+        assert main([*argv, *chunk]) == 0
+        checkpoint = run / "checkpoint.pt"
+        checkpoint.write_bytes(checkpoint.read_bytes()[:1000])
+        capsys.readouterr()
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {checkpoint} is not a readable checkpoint") and err.count("\n") == 1
+        assert err.rstrip().endswith("To go on: pass --overwrite to start the run again from step 0.")
+        overwrite = ["--overwrite", "true"] if main is corl_main else ["--overwrite"]
+        assert main([*argv, *overwrite]) == 0
+        assert (run / "final.json").is_file()

@@ -28,8 +28,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from common.checkpoint import (CheckpointError, check_resumed_settings, check_same_statistics, load_checkpoint,
-                               save_atomic)
+from common.checkpoint import (RESTART_FIX, CheckpointError, check_resumed_settings, check_same_statistics,
+                               load_checkpoint, save_atomic)
 from common.cli import compile_kwargs
 from common.device import resolve_device, resolve_profile
 from common.interrupt import StopOnSignal, next_log_row
@@ -192,7 +192,7 @@ class WorkerRun:
 
     def _resume(self, algo: Algorithm, buffer: ReplayBuffer, obs_dim: int, obs_mean: np.ndarray,
                 obs_std: np.ndarray) -> int:
-        state = load_checkpoint(self.checkpoint_path, self.device)
+        state = load_checkpoint(self.checkpoint_path, self.device, fix=RESTART_FIX)
         if state["env"] != self.cfg.env or state["obs_dim"] != obs_dim:
             raise CheckpointError(
                 f"{self.checkpoint_path} is a {state['env']} worker with observations of size {state['obs_dim']}, "

@@ -365,7 +365,8 @@ def run_training(cfg: SACConfig) -> dict[str, Any]:
         trainer = Trainer(cfg, run)
         resumed = False
         if cfg.resume and trainer.checkpoint_path.is_file():
-            trainer.load_state_dict(load_checkpoint(trainer.checkpoint_path))
+            trainer.load_state_dict(load_checkpoint(trainer.checkpoint_path, fix="pass --no-resume to start "
+                                                    "the run again from step 0"))
             run.truncate_metrics(trainer.step)
             resumed = True
             print(f"resumed {trainer.checkpoint_path} at step {trainer.step}", file=sys.stderr)
