@@ -1,6 +1,8 @@
 """Numbers and switches on the command line read the same way in every entry point: a step count as
 100000, 100_000 or 1e5; a switch as true/false (yes/no, on/off, 1/0), never a stray word read as True;
 a value of the wrong kind is one `error:` line naming the option, not a pyrallis traceback."""
+import dataclasses
+
 import pytest
 
 from common.cli import boolean, integer
@@ -67,3 +69,51 @@ def test_the_manager_reads_step_counts_the_same_way(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train", "--mode", "manager", "--env", ENV, "--steps", "2.5"])
     assert "argument --steps: invalid integer value: '2.5'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text,message", [
+    ("stepz: 100\n", "sets 'stepz', which is not a field of this worker (did you mean steps?)"),
+    ("steps: [1\n", "is not valid YAML at line 2, column 1"),
+    ("- 1\n", "must hold field: value lines (a YAML mapping), got a list"),
+    ("steps: abc\n", None),  # the value's own message
+])
+def test_a_config_file_pyrallis_would_fail_on_is_one_line(text, message, tmp_path, capsys):
+    path = tmp_path / "my.yaml"
+    path.write_text(text)
+    assert worker_main(BCConfig, "bc", lambda cfg: pytest.fail("trained"),
+                       ["--env", ENV, "--config_path", str(path)]) == 2
+    err = capsys.readouterr().err
+    expected = f"error: --config_path {path} {message}" if message else "error: --steps abc: expected a whole number"
+    assert err.startswith(expected) and err.count("\n") == 1, err
+    assert worker_main(BCConfig, "bc", lambda cfg: pytest.fail("trained"),
+                       ["--env", ENV, "--config_path", str(tmp_path / "absent.yaml")]) == 2
+    assert "absent.yaml: cannot read it (No such file or directory)" in capsys.readouterr().err
+
+
+def test_a_config_file_sets_the_fields_it_names_over_the_preset(tmp_path):
+    """Defaults <- preset <- profile knobs <- the file <- the command line (the file used to replace the
+    preset: a file naming one field reset every per-domain value to the dataclass default)."""
+    path = tmp_path / "my.yaml"
+    path.write_text("steps: 3e3\nnormalize: no\nactor_lr: 0.001\n")
+    cfg = parse_worker_config(BCConfig, "bc", ["--env", ENV, "--config_path", str(path), "--actor_lr", "0.002"])
+    assert (cfg.steps, cfg.normalize, cfg.actor_lr) == (3000, False, 0.002)  # the command line has the last word
+
+    from corl.td3_bc import TD3BCConfig
+
+    antmaze = "antmaze-umaze-v2"
+    by_flags = parse_worker_config(TD3BCConfig, "td3_bc", ["--env", antmaze, "--profile", "paper"])
+    assert by_flags.normalize_reward is True  # CORL's antmaze preset, not the dataclass default
+    path.write_text(f"env: {antmaze}\nprofile: paper\nalpha: 5.0\n")  # the file picks the env's preset too
+    by_file = parse_worker_config(TD3BCConfig, "td3_bc", ["--config_path", str(path)])
+    assert by_file == dataclasses.replace(by_flags, alpha=5.0)
+    dt_flags = parse_worker_config(DTConfig, "dt", ["--env", "maze2d-medium-v1", "--profile", "paper"])
+    path.write_text("env: maze2d-medium-v1\nprofile: paper\n")
+    assert parse_worker_config(DTConfig, "dt", [f"--config_path={path}"]) == dt_flags
+
+
+def test_a_config_file_for_another_worker_is_refused(tmp_path):
+    path = tmp_path / "my.yaml"
+    path.write_text("algo: bc_10\n")
+    with pytest.raises(ValueError, match="sets algo bc_10, this command runs bc: run it with --algo bc_10"):
+        parse_worker_config(BCConfig, "bc", ["--config_path", str(path)])
+    assert parse_worker_config(BCConfig, "bc_10", ["--algo", "bc_10", "--config_path", str(path)]).frac == 0.1

@@ -7,13 +7,15 @@ Values are resolved in this order (later wins):
   2. the preset `corl/presets/<algo>/<domain>.yaml` (CORL's per-domain overrides; `datasets:`
      holds per-dataset overrides inside the domain file);
   3. the profile's compute knobs for the algorithm (`PROFILE_ALGO_FIELDS`: DT's batch on a CPU);
-  4. `--config_path FILE` and command-line flags (pyrallis);
+  4. `--config_path FILE`: the fields a YAML file names (its env, profile and device pick the
+     preset and the knobs unless the command line names them), then command-line flags (pyrallis);
   5. the profile's run size (steps, eval cadence and episodes) for run-size fields left unset.
 """
 # (no `from __future__ import annotations`: pyrallis needs evaluated field types)
 
 import argparse
 import dataclasses
+import difflib
 import re
 import sys
 import tempfile
@@ -149,18 +151,69 @@ def readable_parsing_error(exc: ParsingError, cls: type) -> ValueError:
                       "the --config_path file)")
 
 
+def read_config_file(cls: type, path: str) -> dict[str, Any]:
+    """The fields a `--config_path` file sets. What pyrallis would fail on with a traceback (missing,
+    not YAML, not a mapping, a field the config lacks) is one ValueError naming the file and the fix."""
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ValueError(f"--config_path {path}: cannot read it ({exc.strerror or exc})") from None
+    try:
+        values = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
+        raise ValueError(f"--config_path {path} is not valid YAML{at}: {getattr(exc, 'problem', None) or exc}") from None
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise ValueError(f"--config_path {path} must hold field: value lines (a YAML mapping), got a "
+                         f"{type(values).__name__}")
+    fields = [f.name for f in dataclasses.fields(cls)]
+    for key in values:
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), fields, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise ValueError(f"--config_path {path} sets {key!r}, which is not a field of this worker{hint}; "
+                             "the fields are the options of --help")
+    return values
+
+
+def without_option(argv: Sequence[str], name: str) -> list[str]:
+    """`argv` less `--name VALUE` / `--name=VALUE`."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == name:
+            skip = True
+        elif not arg.startswith(name + "="):
+            out.append(arg)
+    return out
+
+
 def parse_worker_config(cls: type[C], algo: str, argv: Sequence[str] | None = None) -> C:
-    """Defaults <- preset(algo, env) <- the profile's compute knobs for algo <- command line
-    (pyrallis; `--config_path FILE` replaces the preset and the knobs)."""
+    """Defaults <- preset(algo, env) <- the profile's compute knobs for algo <- `--config_path FILE`
+    (the fields it names) <- command line (pyrallis)."""
     defaults = cls()
     pre = argparse.ArgumentParser(add_help=False)
-    for name in ("env", "profile", "device"):
-        pre.add_argument(f"--{name}", default=getattr(defaults, name))
+    for name in ("env", "profile", "device", "config_path"):
+        pre.add_argument(f"--{name}", default=None)
     known, _ = pre.parse_known_args(argv)
-    preset = {**load_preset(algo, known.env), **profile_algo_fields(algo, known.profile, known.device), "algo": algo}
+    own = read_config_file(cls, known.config_path) if known.config_path else {}
+    if own.get("algo", algo) != algo:
+        raise ValueError(f"--config_path {known.config_path} sets algo {own['algo']}, this command runs {algo}: "
+                         f"run it with --algo {own['algo']}, or drop algo from the file")
+    # the env, profile and device that pick the preset and the knobs: the command line's, else the file's
+    env, profile, device = (getattr(known, name) or own.get(name) or getattr(defaults, name)
+                            for name in ("env", "profile", "device"))
+    # the file is layered over the preset, not put in its place (pyrallis alone would replace it)
+    preset = {**load_preset(algo, env), **profile_algo_fields(algo, profile, device), **own, "algo": algo}
+    if known.config_path:
+        argv = without_option(argv if argv is not None else sys.argv[1:], "--config_path")
     unknown = set(preset) - {f.name for f in dataclasses.fields(cls)}
     if unknown:
-        raise ValueError(f"preset {preset_path(algo, known.env)} sets unknown fields {sorted(unknown)}")
+        raise ValueError(f"preset {preset_path(algo, env)} sets unknown fields {sorted(unknown)}")
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "preset.yaml"
         path.write_text(yaml.safe_dump(preset))
