@@ -13,29 +13,41 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import sys
 import typing
 
 import yaml
 
-from common.cli import add_config_arguments, config_from_args, parse_seeds
+from common.cli import add_config_arguments, boolean, config_from_args, integer, parse_seeds
 from common.errors import INPUT_ERRORS, report_input_error
 from manager.config import MODES, AgentConfig
 from manager.stacked_training import SeedsDiverged, train_stacked
 from manager.trainer import TrainConfig, Trainer, resolve
 
 
+# how a --set value of each field type is read (whole numbers also as 1e5; switches only as true/false words)
+OVERRIDE_READERS = {int: (integer, "a whole number"), float: (float, "a number"), bool: (boolean, "true or false"),
+                    str: (str, "a word")}
+
+
 def parse_overrides(items: list[str], mode: str) -> dict[str, typing.Any]:
-    """`key=value` strings -> typed agent-config overrides (unknown keys are named)."""
+    """`key=value` strings -> typed agent-config overrides (an unknown key is named with its close
+    match; a value of the wrong kind with the kind the field takes)."""
     hints = typing.get_type_hints(MODES[mode])
     out: dict[str, typing.Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or key not in hints:
-            known = ", ".join(f.name for f in dataclasses.fields(AgentConfig))
-            raise ValueError(f"--set {item!r}: expected KEY=VALUE with KEY one of: {known}")
-        tp = hints[key]
-        out[key] = (value.lower() in ("1", "true", "yes")) if tp is bool else tp(value)
+            known = [f.name for f in dataclasses.fields(AgentConfig)]
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f" (did you mean {close[0]}?)" if sep and close else ""
+            raise ValueError(f"--set {item!r}: expected KEY=VALUE{hint} with KEY one of: {', '.join(known)}")
+        read, kind = OVERRIDE_READERS[hints[key]]
+        try:
+            out[key] = read(value)
+        except ValueError:
+            raise ValueError(f"--set {item}: {key} takes {kind}") from None
     return out
 
 

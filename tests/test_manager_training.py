@@ -272,8 +272,10 @@ def test_cli_trains_a_flat_agent_and_reports_the_score(data_dir, tmp_path, capsy
     assert manager_main(["config", "--mode", "manager", "--env", "antmaze-large-play-v2"]) in (0, 2)
     assert manager_main(["config", "--mode", "manager", "--env", "maze2d-nowhere-v1"]) == 2
     assert "maze2d-umaze-v1" in capsys.readouterr().err  # the known names are listed
-    assert manager_main(["config", "--mode", "manager", "--env", ENV, "--set", "horizon=7"]) == 0
-    assert "horizon: 7" in capsys.readouterr().out
+    assert manager_main(["config", "--mode", "manager", "--env", ENV, "--set", "horizon=7", "--set", "mlp_dim=1e2",
+                         "--set", "prioritized_replay=yes"]) == 0
+    out = capsys.readouterr().out
+    assert "horizon: 7" in out and "mlp_dim: 100" in out and "prioritized_replay: true" in out
 
 
 @pytest.mark.parametrize("extra,message", [
@@ -282,6 +284,11 @@ def test_cli_trains_a_flat_agent_and_reports_the_score(data_dir, tmp_path, capsy
     (["--eval-episodes", "0"], "--eval-episodes must be at least 1, got 0"),  # would fail after training
     (["--set", "batch_size=0"], "batch_size (--set batch_size=N) must be at least 1, got 0"),
     (["--set", "num_classes=1"], "a discrete action needs num_classes >= 2"),
+    (["--set", "gamma=9.9"], "gamma is a discount in (0, 1] (--set gamma=0.99), got 9.9"),  # a typo for 0.99
+    (["--set", "iql_tau=1.5"], "iql_tau is an expectile in (0, 1) (--set iql_tau=0.9), got 1.5"),
+    (["--set", "lr=abc"], "--set lr=abc: lr takes a number"),
+    (["--set", "prioritized_replay=flase"], "prioritized_replay takes true or false"),  # was read as False
+    (["--set", "iql_taw=0.5"], "expected KEY=VALUE (did you mean iql_tau?)"),
 ])
 def test_cli_refuses_bad_counts_before_reading_data(tmp_path, capsys, extra, message):
     missing = tmp_path / "no-data"  # not read: the settings fail first
