@@ -117,3 +117,47 @@ def test_a_config_file_for_another_worker_is_refused(tmp_path):
     with pytest.raises(ValueError, match="sets algo bc_10, this command runs bc: run it with --algo bc_10"):
         parse_worker_config(BCConfig, "bc", ["--config_path", str(path)])
     assert parse_worker_config(BCConfig, "bc_10", ["--algo", "bc_10", "--config_path", str(path)]).frac == 0.1
+
+
+def _worker_config_class(algo: str):
+    import importlib
+
+    from corl.__main__ import WORKERS
+    from corl.shared.config import WorkerConfig
+
+    module = importlib.import_module(WORKERS[algo])
+    return next(v for k, v in vars(module).items()
+                if isinstance(v, type) and issubclass(v, WorkerConfig) and v is not WorkerConfig)
+
+
+@pytest.mark.parametrize("algo", ["bc", "bc_10", "awac", "iql", "td3_bc", "cql", "dt", "idql"])
+def test_every_preset_is_inside_the_ranges_the_checks_hold(algo):
+    """The range checks refuse typos, never CORL's own settings: every worker x domain x profile passes."""
+    from corl.shared.config import validate_worker_config
+
+    cls = _worker_config_class(algo)
+    for env in ("maze2d-umaze-v1", "antmaze-umaze-v2", "halfcheetah-medium-v2"):
+        for profile in ("paper", "quick", "smoke"):
+            validate_worker_config(parse_worker_config(cls, algo, ["--algo", algo, "--env", env, "--profile", profile]))
+
+
+@pytest.mark.parametrize("algo,argv,message", [
+    ("td3_bc", ["--discount", "9.9"], "--discount must be in (0, 1], got 9.9 (default: 0.99)"),
+    ("awac", ["--tau", "0"], "--tau must be in (0, 1], got 0"),
+    ("iql", ["--iql_tau", "1"], "--iql_tau must be in (0, 1), got 1 (default: 0.7)"),
+    ("bc", ["--actor_lr=-3e-4"], "--actor_lr must be positive, got -0.0003"),
+    ("bc", ["--frac", "0"], "--frac must be in (0, 1], got 0"),
+    ("cql", ["--soft_target_update_rate", "2"], "--soft_target_update_rate must be in (0, 1], got 2"),
+    ("dt", ["--attention_dropout", "1"], "--attention_dropout must be in [0, 1), got 1"),
+    ("iql", ["--actor_dropout", "1.5"], "--actor_dropout must be in [0, 1), got 1.5 (default: none)"),
+    ("dt", ["--seq_len", "0"], "--seq_len must be at least 1, got 0"),
+    ("idql", ["--diffusion_steps", "0"], "--diffusion_steps must be at least 1, got 0"),
+])
+def test_an_algorithm_setting_out_of_its_range_is_refused_before_any_work(algo, argv, message, tmp_path, capsys):
+    from corl.__main__ import main as corl_main
+
+    runs = tmp_path / "runs"
+    assert corl_main([algo, "--env", ENV, "--runs_dir", str(runs), *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {message}") and err.count("\n") == 1, err
+    assert not runs.exists()

@@ -16,6 +16,7 @@ Values are resolved in this order (later wins):
 import argparse
 import dataclasses
 import difflib
+import math
 import re
 import sys
 import tempfile
@@ -239,9 +240,48 @@ def resolve_run_size(cfg: C, profile: str) -> C:
 WORKER_MINIMUMS = {"steps": 1, "eval_every": 1, "eval_episodes": 1, "final_eval_episodes": 1, "eval_num_envs": 1,
                    "intent_dim": 1, "log_every": 1, "checkpoint_every": 1, "chunk_steps": 0, "batch_size": 1}
 
+# the algorithms' own counts, by their CORL names, wherever a worker has them
+ALGO_MINIMUMS = {**{name: 1 for name in ("max_traj_len", "hidden_dim", "policy_freq", "target_update_period",
+                                         "cql_n_actions", "q_n_hidden_layers", "embedding_dim", "num_layers",
+                                         "num_heads", "seq_len", "actor_hidden_dim", "actor_num_blocks", "time_dim",
+                                         "diffusion_steps", "num_samples")},
+                 "warmup_steps": 0, "bc_steps": 0}
+
+# the ranges the algorithms' coefficients need, by their CORL names (low, high, low included, high
+# included): a typo such as --discount 9.9 for 0.99 would otherwise train to a meaningless number
+UNIT_RANGE, POSITIVE = (0.0, 1.0, False, True), (0.0, math.inf, False, False)
+ALGO_RANGES = {**{name: UNIT_RANGE for name in ("discount", "gamma", "tau", "soft_target_update_rate", "actor_tau",
+                                                "frac")},
+               "iql_tau": (0.0, 1.0, False, False),
+               **{name: POSITIVE for name in ("actor_lr", "learning_rate", "vf_lr", "qf_lr", "policy_lr")},
+               **{name: (0.0, 1.0, True, False) for name in ("attention_dropout", "residual_dropout",
+                                                              "embedding_dropout", "actor_dropout")}}
+
+
+def check_algo_ranges(cfg: WorkerConfig) -> None:
+    """Each coefficient of ALGO_RANGES and count of ALGO_MINIMUMS the worker has is in its range, else a
+    ValueError naming the option, its range and CORL's default."""
+    present = {f.name: f.default for f in dataclasses.fields(cfg)}
+    check_minimums(cfg, {name: least for name, least in ALGO_MINIMUMS.items() if name in present},
+                   flag=lambda name: f"--{name}")
+    for name, (low, high, low_in, high_in) in ALGO_RANGES.items():
+        if name not in present:
+            continue
+        value = getattr(cfg, name)
+        if value is None:  # unset where the algorithm allows it (IQL's actor_dropout)
+            continue
+        above = value >= low if low_in else value > low
+        below = value <= high if high_in else value < high
+        if not (above and below):
+            span = ("positive" if (low, high, low_in) == (0.0, math.inf, False) else
+                    f"in {'[' if low_in else '('}{low:g}, {high:g}{']' if high_in else ')'}")
+            default = "none" if present[name] is None else f"{present[name]:g}"
+            raise ValueError(f"--{name} must be {span}, got {value:g} (default: {default})")
+
 
 def validate_worker_config(cfg: WorkerConfig) -> None:
     check_minimums(cfg, WORKER_MINIMUMS, flag=lambda name: f"--{name}")  # pyrallis: --log_every
+    check_algo_ranges(cfg)
     if cfg.intent not in INTENT_CHOICES:
         raise ValueError(f"unknown intent {cfg.intent!r}; choose one of {' | '.join(INTENT_CHOICES)}")
     if cfg.manager and cfg.intent != "manager":  # (it would be ignored: a baseline run under another name)
