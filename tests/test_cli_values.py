@@ -161,3 +161,16 @@ def test_an_algorithm_setting_out_of_its_range_is_refused_before_any_work(algo, 
     err = capsys.readouterr().err
     assert err.startswith(f"error: {message}") and err.count("\n") == 1, err
     assert not runs.exists()
+
+
+def test_a_workers_help_names_the_command_and_opens_with_its_docstring(capsys):
+    from corl.__main__ import main as corl_main
+    import corl.td3_bc
+
+    with pytest.raises(SystemExit) as info:
+        corl_main(["td3_bc", "--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: python -m corl td3_bc [-h]")
+    assert corl.td3_bc.__doc__.splitlines()[0] in out  # the file's docstring, as written
+    assert "--discount float" in out and "discount factor (default: 0.99)" in out

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence, TypeVar
 
-import pyrallis
 import yaml
+from pyrallis.argparsing import ArgumentParser as PyrallisParser
 from pyrallis.parsers.decoding import decode as pyrallis_decode
 from pyrallis.utils import ParsingError
 
@@ -218,9 +218,11 @@ def parse_worker_config(cls: type[C], algo: str, argv: Sequence[str] | None = No
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "preset.yaml"
         path.write_text(yaml.safe_dump(preset))
+        # --help names the command a user types and opens with the worker file's docstring
+        parser = PyrallisParser(config_class=cls, config_path=str(path), prog=f"python -m corl {algo}",
+                                         description=getattr(sys.modules.get(cls.__module__), "__doc__", None))
         try:
-            return pyrallis.parse(config_class=cls, config_path=str(path),
-                                  args=list(argv) if argv is not None else None)
+            return parser.parse_args(list(argv) if argv is not None else None)
         except ParsingError as exc:
             raise readable_parsing_error(exc, cls) from None
 
