@@ -109,7 +109,21 @@ def read_dataset(path: str | os.PathLike, spec: TaskSpec | None = None) -> dict[
             except (OSError, ValueError, KeyError) as exc:
                 raise DatasetError(f"{path}: array '{key}' cannot be read (truncated or corrupt?): {exc}; {fix}") from None
     _check_shapes(path, data, spec)
+    _check_finite(path, data)
     return data
+
+
+def _check_finite(path: Path, data: dict[str, np.ndarray]) -> None:
+    """NaN or inf in the arrays every learner reads would surface much later as a diverged loss; name
+    the array and its first bad rows here instead."""
+    for key in ("observations", "actions", "rewards"):
+        bad = ~np.isfinite(data[key])
+        if bad.any():
+            rows = np.flatnonzero(bad.reshape(len(bad), -1).any(axis=1))
+            shown = ", ".join(str(r) for r in rows[:5]) + (", ..." if len(rows) > 5 else "")
+            raise DatasetError(f"{path}: array '{key}' holds NaN or inf in {len(rows)} rows ({shown}); the file is "
+                               "damaged or was written from a diverged policy: regenerate it (`python -m tasks "
+                               "generate <env> --overwrite`) or put an intact copy of D4RL's file there")
 
 
 def _check_shapes(path: Path, data: dict[str, np.ndarray], spec: TaskSpec | None) -> None:

@@ -172,6 +172,21 @@ def test_misshaped_key_is_named(tmp_path, key, bad):
     assert f"'{key}' has shape {bad.shape}" in str(err.value) and str(path) in str(err.value)
 
 
+@pytest.mark.parametrize("key, rows, shown", [("observations", (3,), "1 rows (3)"),
+                                               ("actions", (0, 2, 4, 6, 8, 9), "6 rows (0, 2, 4, 6, 8, ...)"),
+                                               ("rewards", (9,), "1 rows (9)")])
+def test_nan_or_inf_in_what_learners_read_is_named_with_its_rows(tmp_path, key, rows, shown):
+    """Not a diverged loss thousands of updates later: the file, the array and its first bad rows."""
+    data = tiny_dataset()
+    data[key] = data[key].copy()
+    for i, row in enumerate(rows):
+        data[key][row] = np.nan if i % 2 else np.inf
+    path = write_h5(tmp_path / FILE, data)
+    with pytest.raises(DatasetError, match="regenerate it") as err:
+        read_dataset(path, get_task(UMAZE))
+    assert f"{path}: array '{key}' holds NaN or inf in {shown}" in str(err.value)
+
+
 def test_column_rewards_are_flattened_like_d4rl(tmp_path):
     data = tiny_dataset()
     data["rewards"] = data["rewards"][:, None]
