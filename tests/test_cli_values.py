@@ -174,3 +174,14 @@ def test_a_workers_help_names_the_command_and_opens_with_its_docstring(capsys):
     assert out.startswith("usage: python -m corl td3_bc [-h]")
     assert corl.td3_bc.__doc__.splitlines()[0] in out  # the file's docstring, as written
     assert "--discount float" in out and "discount factor (default: 0.99)" in out
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--betas", "abc"], "--betas abc: expected a list of numbers in brackets, e.g. [0.5, 0.5]"),
+    (["--betas", "[0.9]"], "--betas [0.9]: expected a list of numbers in brackets, e.g. [0.5, 0.5]"),
+    (["--target_returns", "x"], "--target_returns x: expected a list of numbers in brackets"),
+])
+def test_a_list_setting_of_the_wrong_form_says_how_to_write_one(argv, message, capsys):
+    assert worker_main(DTConfig, "dt", lambda cfg: pytest.fail("trained"), ["--env", ENV, *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {message}") and err.count("\n") == 1, err

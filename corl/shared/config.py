@@ -146,8 +146,14 @@ def readable_parsing_error(exc: ParsingError, cls: type) -> ValueError:
     hints = typing.get_type_hints(cls)
     if not match or match["name"] not in hints:
         return ValueError(str(exc).splitlines()[0])
-    tp = base_type(hints[match["name"]])[0]
-    expected = EXPECTED.get(tp, f"a {getattr(tp, '__name__', tp)}")
+    hint = hints[match["name"]]
+    if typing.get_origin(hint) in (tuple, list):  # DT's betas, target_returns
+        sizes = typing.get_args(hint)
+        example = ("[" + ", ".join(["0.5"] * len(sizes)) + "]") if sizes and Ellipsis not in sizes else "[0.5, 0.25]"
+        expected = f"a list of numbers in brackets, e.g. {example}"
+    else:
+        tp = base_type(hint)[0]
+        expected = EXPECTED.get(tp, f"a {getattr(tp, '__name__', tp)}")
     return ValueError(f"--{match['name']} {match['value']}: expected {expected} (on the command line or in "
                       "the --config_path file)")
 
