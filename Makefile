@@ -19,6 +19,7 @@ SNAPSHOT_EVERY ?=
 SNAPSHOT_ARG := $(if $(SNAPSHOT_EVERY),--snapshot-every $(SNAPSHOT_EVERY),)
 COMPILE ?=
 COMPILE_MODE ?=
+FLAGS ?=
 COMPILE_ARG := $(if $(COMPILE),--compile $(if $(COMPILE_MODE),--compile-mode $(COMPILE_MODE),),)
 # the workers' spelling (pyrallis): --compile true [--compile_mode MODE]
 WORKER_COMPILE_ARG := $(if $(COMPILE),--compile true $(if $(COMPILE_MODE),--compile_mode $(COMPILE_MODE),),)
@@ -55,6 +56,7 @@ help:
 	@echo "           SEEDS=0,1,2 (manager/flat: train these seeds in one process, parameters stacked)"
 	@echo "           SNAPSHOT_EVERY=N (manager: also export snapshots/manager_step<N>.pt every N steps)"
 	@echo "           WANDB=1 (manager/flat/worker: also log to Weights & Biases, offline unless WANDB_MODE says otherwise)"
+	@echo "           FLAGS='<other flags of that command, e.g. --set horizon=3 (manager/flat), --normalize false (worker)>'"
 	@echo "           PYTHON=<interpreter, skips .venv>"
 	@echo "make table1|table2|table3  the paper's grids, resumable: runs/tableN.md/.csv/.png (docs/tables.md)"
 	@echo "           ENVS=<datasets or domain> ALGOS=<workers> SEEDS=$(SEEDS) JOBS=$(JOBS) ENGINE=$(ENGINE) (local|submitit)"
@@ -110,15 +112,15 @@ tasks-reference: $(DEPS)
 
 manager: $(DEPS)
 	$(PY) -m manager train --mode manager --env $(ENV) $(SEED_ARG) --profile $(PROFILE) --device $(DEVICE) $(COMPILE_ARG) $(STEPS_ARG) $(SNAPSHOT_ARG) \
-		$(if $(WANDB),--wandb,)
+		$(if $(WANDB),--wandb,) $(FLAGS)
 
 flat: $(DEPS)
 	$(PY) -m manager train --mode $(MODE) --env $(ENV) $(SEED_ARG) --profile $(PROFILE) --device $(DEVICE) $(COMPILE_ARG) $(STEPS_ARG) \
-		$(if $(WANDB),--wandb,)
+		$(if $(WANDB),--wandb,) $(FLAGS)
 
 worker: $(DEPS)
 	$(PY) -m corl $(ALGO) --env $(ENV) --seed $(SEED) --intent $(INTENT) --profile $(PROFILE) --device $(DEVICE) \
-		$(WORKER_COMPILE_ARG) $(MANAGER_ARG) $(if $(STEPS),--steps $(STEPS),) $(if $(WANDB),--wandb true,)
+		$(WORKER_COMPILE_ARG) $(MANAGER_ARG) $(if $(STEPS),--steps $(STEPS),) $(if $(WANDB),--wandb true,) $(FLAGS)
 
 clean-venv:
 	rm -rf .venv

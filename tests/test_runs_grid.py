@@ -152,6 +152,10 @@ def test_cell_commands_are_the_makefile_commands():
     assert make_n("manager") == cells[f"{UMAZE}/manager/seed1"].command[:-2]
     assert make_n("flat", "MODE=td_mpc") == cells[f"{UMAZE}/td_mpc/seed1"].command[:-2]
     assert make_n("worker", "ALGO=bc", "INTENT=manager") == cells[f"{UMAZE}/bc/manager/seed1"].command[:-2]
+    # FLAGS= hands the command any other flag, last (so it wins over the variables' flags)
+    flagged = make_n("worker", "ALGO=bc", "FLAGS=--normalize false --batch_size 512")
+    assert flagged[-4:] == ("--normalize", "false", "--batch_size", "512")
+    assert make_n("manager", "FLAGS=--set horizon=3")[-2:] == ("--set", "horizon=3")
     # SEEDS= on the command line: the Manager's seeds in one process (manager train --seeds)
     stacked = make_n("manager", "SEEDS=0-2")
     assert stacked[stacked.index("--seeds") + 1] == "0-2" and "--seed" not in stacked
