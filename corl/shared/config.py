@@ -226,7 +226,7 @@ def parse_worker_config(cls: type[C], algo: str, argv: Sequence[str] | None = No
         path.write_text(yaml.safe_dump(preset))
         # --help names the command a user types and opens with the worker file's docstring
         parser = PyrallisParser(config_class=cls, config_path=str(path), prog=f"python -m corl {algo}",
-                                         description=getattr(sys.modules.get(cls.__module__), "__doc__", None))
+                                description=getattr(sys.modules.get(cls.__module__), "__doc__", None))
         try:
             return parser.parse_args(list(argv) if argv is not None else None)
         except ParsingError as exc:
@@ -268,7 +268,7 @@ ALGO_RANGES = {**{name: UNIT_RANGE for name in ("discount", "gamma", "tau", "sof
 
 def check_algo_ranges(cfg: WorkerConfig) -> None:
     """Each coefficient of ALGO_RANGES and count of ALGO_MINIMUMS the worker has is in its range, else a
-    ValueError naming the option, its range and CORL's default."""
+    ValueError naming the option, its range and its default (the dataclass's: CORL's TrainConfig)."""
     present = {f.name: f.default for f in dataclasses.fields(cfg)}
     check_minimums(cfg, {name: least for name, least in ALGO_MINIMUMS.items() if name in present},
                    flag=lambda name: f"--{name}")
