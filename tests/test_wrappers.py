@@ -389,6 +389,7 @@ def test_a_manager_source_for_another_obs_size_is_refused_where_it_is_handed_ove
     bad = {"observations": np.zeros((20, 3), np.float32), "terminals": np.zeros(20), "timeouts": np.zeros(20)}
     with pytest.raises(ValueError, match="expects observations of size 4, the dataset has 3"):
         augment_dataset(bad, source)
+    assert augment_dataset([], source) == [] and augment_dataset([], str(source.path)) == []  # nothing to check
     random_source = RandomIntentSource(5, seed=0)  # random intents fit any size
     assert IntentObservationWrapper(pendulum, random_source).observation_space.shape == (8,)
 

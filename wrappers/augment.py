@@ -142,7 +142,7 @@ def augment_dataset(dataset, source, batch_size: int = 65536, *, max_episode_ste
     which is never modified. `max_episode_steps` is only needed for a raw dict without `timeouts`.
     """
     if isinstance(dataset, (list, tuple)):
-        source = as_intent_source(source, _obs_size(dataset[0]["observations"]) if dataset else 0, "pair_intents")
+        source = as_intent_source(source, _obs_size(dataset[0]["observations"]) if dataset else None, "pair_intents")
         return _augment_trajectories(list(dataset), source, batch_size)
     if not isinstance(dataset, dict) or "observations" not in dataset:
         raise TypeError("augment_dataset expects a dict with 'observations' or a list of trajectory dicts, "

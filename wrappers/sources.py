@@ -130,11 +130,12 @@ class RandomIntentSource:
         return f"RandomIntentSource(intent_dim={self.intent_dim}, seed={self.seed})"
 
 
-def as_intent_source(source, obs_dim: int, uses: str):
+def as_intent_source(source, obs_dim: int | None, uses: str):
     """What the wrapper (`uses` "plan_intents") and the augmenter ("pair_intents") accept as
     `source`: an intent source itself, or the path of an exported Manager (`manager.pt`), loaded as
     a ManagerIntentSource for observations of size `obs_dim` (a Manager for another size is
-    refused) on the default device."""
+    refused, an intent source object too) on the default device. `obs_dim` None (an empty list of
+    trajectories): nothing to check it against."""
     if isinstance(source, (str, os.PathLike)):
         return ManagerIntentSource(source, env=None, obs_dim=obs_dim)
     missing = [name for name in ("intent_dim", uses) if not hasattr(source, name)]
@@ -142,7 +143,7 @@ def as_intent_source(source, obs_dim: int, uses: str):
         raise TypeError(f"expected an intent source (ManagerIntentSource, RandomIntentSource, make_intent_source) "
                         f"or the path of a manager.pt, got {type(source).__name__} (it lacks {', '.join(missing)})")
     expected = getattr(source, "obs_dim", None)  # a Manager's; random intents fit any size
-    if expected is not None and int(expected) != obs_dim:
+    if expected is not None and obs_dim is not None and int(expected) != obs_dim:
         where = "the env gives" if uses == "plan_intents" else "the dataset has"
         raise ValueError(f"{source!r} expects observations of size {int(expected)}, {where} {obs_dim}: it belongs to "
                          "another task; use a Manager trained on this one (make manager ENV=<its name>)")
