@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import typing
 from typing import Any, Callable, Literal, TypeVar, get_args, get_origin
 
@@ -62,6 +63,12 @@ def boolean(text: Any) -> bool:
     raise ValueError(f"{text!r} is not true or false")
 
 
+# how a command-line value of each field type is read, and what a wrong one is told it should be
+VALUE_KINDS: dict[type, tuple[Callable[[Any], Any], str]] = {
+    int: (integer, "a whole number (100000, 100_000 or 1e5)"), float: (float, "a number"),
+    bool: (boolean, "true or false"), str: (str, "a word")}
+
+
 def dashed_flag(name: str) -> str:
     """argparse's spelling of a field's option: log_every -> --log-every."""
     return "--" + name.replace("_", "-")
@@ -76,6 +83,38 @@ def check_minimums(cfg: Any, minimums: dict[str, float], flag: Callable[[str], s
         value = getattr(cfg, name)
         if value is not None and value < minimum:
             raise ValueError(f"{flag(name)} must be at least {minimum:g}, got {value:g}")
+
+
+# (low, high, low included, high included) of a coefficient
+Interval = tuple[float, float, bool, bool]
+UNIT_RANGE: Interval = (0.0, 1.0, False, True)       # (0, 1]: discounts, Polyak rates, fractions
+OPEN_UNIT_RANGE: Interval = (0.0, 1.0, False, False)  # (0, 1): expectiles
+POSITIVE: Interval = (0.0, math.inf, False, False)    # learning rates, temperatures
+PROBABILITY_BELOW_ONE: Interval = (0.0, 1.0, True, False)  # [0, 1): dropouts, momenta
+
+
+def describe_interval(interval: Interval) -> str:
+    """'positive', or the interval as written, e.g. 'in (0, 1]'."""
+    low, high, low_in, high_in = interval
+    if interval == POSITIVE:
+        return "positive"
+    return f"in {'[' if low_in else '('}{low:g}, {high:g}{']' if high_in else ')'}"
+
+
+def check_ranges(cfg: Any, ranges: dict[str, Interval], flag: Callable[[str], str] = dashed_flag) -> None:
+    """Each field of `cfg` named in `ranges` (and present; None: unset, skipped) lies in its interval,
+    else a ValueError naming the option, the interval and the field's default, raised before any data
+    is read: a typo such as 9.9 for a discount of 0.99 would otherwise train to a meaningless number."""
+    defaults = {f.name: f.default for f in dataclasses.fields(cfg)}
+    for name, interval in ranges.items():
+        value = getattr(cfg, name, None)
+        if name not in defaults or value is None:
+            continue
+        low, high, low_in, high_in = interval
+        if not ((value >= low if low_in else value > low) and (value <= high if high_in else value < high)):
+            default = "none" if defaults[name] is None else f"{defaults[name]:g}"
+            raise ValueError(f"{flag(name)} must be {describe_interval(interval)}, got {value:g} "
+                             f"(default: {default})")
 
 
 def config_field(default: Any, help: str, positional: bool = False, choices: Any = None,

@@ -19,16 +19,11 @@ import typing
 
 import yaml
 
-from common.cli import add_config_arguments, boolean, config_from_args, integer, parse_seeds
+from common.cli import VALUE_KINDS, add_config_arguments, config_from_args, parse_seeds
 from common.errors import INPUT_ERRORS, report_input_error
 from manager.config import MODES, AgentConfig
 from manager.stacked_training import SeedsDiverged, train_stacked
 from manager.trainer import TrainConfig, Trainer, resolve
-
-
-# how a --set value of each field type is read (whole numbers also as 1e5; switches only as true/false words)
-OVERRIDE_READERS = {int: (integer, "a whole number"), float: (float, "a number"), bool: (boolean, "true or false"),
-                    str: (str, "a word")}
 
 
 def parse_overrides(items: list[str], mode: str) -> dict[str, typing.Any]:
@@ -43,7 +38,7 @@ def parse_overrides(items: list[str], mode: str) -> dict[str, typing.Any]:
             close = difflib.get_close_matches(key, known, n=1)
             hint = f" (did you mean {close[0]}?)" if sep and close else ""
             raise ValueError(f"--set {item!r}: expected KEY=VALUE{hint} with KEY one of: {', '.join(known)}")
-        read, kind = OVERRIDE_READERS[hints[key]]
+        read, kind = VALUE_KINDS[hints[key]]
         try:
             out[key] = read(value)
         except ValueError:

@@ -13,7 +13,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from common.cli import check_minimums
+from common.cli import (OPEN_UNIT_RANGE, POSITIVE, PROBABILITY_BELOW_ONE, UNIT_RANGE, check_minimums,
+                        check_ranges)
 from common.cli import config_field as field
 
 
@@ -162,8 +163,14 @@ AGENT_MINIMUMS = {"latent_dim": 1, "enc_dim": 1, "mlp_dim": 1, "batch_size": 1, 
                   "target_update_every": 1, "std_decay_steps": 0, "num_categoricals": 0, "num_classes": 0}
 
 
+# the coefficients' ranges the paper's equations need (a typo'd 9.9 for a discount of 0.99 would train)
+AGENT_RANGES = {"gamma": UNIT_RANGE, "rho": UNIT_RANGE, "target_tau": UNIT_RANGE, "iql_tau": OPEN_UNIT_RANGE,
+                "lr": POSITIVE, "temperature": POSITIVE, "mppi_momentum": PROBABILITY_BELOW_ONE}
+
+
 def validate(cfg: AgentConfig) -> None:
     check_minimums(cfg, AGENT_MINIMUMS, flag=lambda name: f"{name} (--set {name}=N)")
+    check_ranges(cfg, AGENT_RANGES, flag=lambda name: f"{name} (--set {name}=...)")
     checks = [
         (cfg.mode in MODES, f"mode must be one of {list(MODES)}"),
         (cfg.bootstrap in ("mean", "sample"), "bootstrap must be 'mean' or 'sample'"),
@@ -172,16 +179,6 @@ def validate(cfg: AgentConfig) -> None:
         (cfg.num_elites <= cfg.num_pi_samples + cfg.num_random_samples, "num_elites exceeds the samples"),
         ((cfg.mode == "manager") == (cfg.num_categoricals > 0), "discrete actions are for the manager only"),
         (cfg.num_categoricals == 0 or cfg.num_classes >= 2, "a discrete action needs num_classes >= 2"),
-        # the coefficients' ranges, as the paper's equations need them (a typo'd 9.9 for 0.99 would train)
-        (0 < cfg.gamma <= 1, f"gamma is a discount in (0, 1] (--set gamma=0.99), got {cfg.gamma:g}"),
-        (0 < cfg.rho <= 1, f"rho weights step t by rho^t: in (0, 1] (--set rho=0.5), got {cfg.rho:g}"),
-        (0 < cfg.target_tau <= 1, f"target_tau is a Polyak rate in (0, 1] (--set target_tau=0.01), got "
-                                  f"{cfg.target_tau:g}"),
-        (0 < cfg.iql_tau < 1, f"iql_tau is an expectile in (0, 1) (--set iql_tau=0.9), got {cfg.iql_tau:g}"),
-        (cfg.lr > 0, f"lr must be positive (--set lr=3e-4), got {cfg.lr:g}"),
-        (0 <= cfg.mppi_momentum < 1, f"mppi_momentum is in [0, 1) (--set mppi_momentum=0.1), got "
-                                     f"{cfg.mppi_momentum:g}"),
-        (cfg.temperature > 0, f"temperature must be positive (--set temperature=0.5), got {cfg.temperature:g}"),
     ]
     for ok, message in checks:
         if not ok:

@@ -284,8 +284,9 @@ def test_cli_trains_a_flat_agent_and_reports_the_score(data_dir, tmp_path, capsy
     (["--eval-episodes", "0"], "--eval-episodes must be at least 1, got 0"),  # would fail after training
     (["--set", "batch_size=0"], "batch_size (--set batch_size=N) must be at least 1, got 0"),
     (["--set", "num_classes=1"], "a discrete action needs num_classes >= 2"),
-    (["--set", "gamma=9.9"], "gamma is a discount in (0, 1] (--set gamma=0.99), got 9.9"),  # a typo for 0.99
-    (["--set", "iql_tau=1.5"], "iql_tau is an expectile in (0, 1) (--set iql_tau=0.9), got 1.5"),
+    (["--set", "gamma=9.9"], "gamma (--set gamma=...) must be in (0, 1], got 9.9"),  # a typo for 0.99
+    (["--set", "iql_tau=1.5"], "iql_tau (--set iql_tau=...) must be in (0, 1), got 1.5 (default: 0.9)"),
+    (["--set", "lr=-1"], "lr (--set lr=...) must be positive, got -1"),
     (["--set", "lr=abc"], "--set lr=abc: lr takes a number"),
     (["--set", "prioritized_replay=flase"], "prioritized_replay takes true or false"),  # was read as False
     (["--set", "iql_taw=0.5"], "expected KEY=VALUE (did you mean iql_tau?)"),

@@ -16,7 +16,6 @@ Values are resolved in this order (later wins):
 import argparse
 import dataclasses
 import difflib
-import math
 import re
 import sys
 import tempfile
@@ -30,7 +29,8 @@ from pyrallis.argparsing import ArgumentParser as PyrallisParser
 from pyrallis.parsers.decoding import decode as pyrallis_decode
 from pyrallis.utils import ParsingError
 
-from common.cli import base_type, boolean, check_minimums, compile_kwargs, integer
+from common.cli import (OPEN_UNIT_RANGE, POSITIVE, PROBABILITY_BELOW_ONE, UNIT_RANGE, VALUE_KINDS, base_type,
+                        boolean, check_minimums, check_ranges, compile_kwargs, integer)
 from common.cli import config_field as field
 from common.device import DEVICE_HELP, resolve_device, resolve_profile
 from common.errors import INPUT_ERRORS, report_input_error
@@ -136,7 +136,6 @@ def profile_algo_fields(algo: str, profile: str, device: str = "auto") -> dict[s
 # "false" is True: --normalize flase would train normalised); these read them as python -m manager does
 pyrallis_decode.register(int, integer)
 pyrallis_decode.register(bool, boolean)
-EXPECTED = {int: "a whole number (100000, 100_000 or 1e5)", float: "a number", bool: "true or false"}
 _PYRALLIS_FIELD = re.compile(r"value='(?P<value>.*)' into field \".*\.(?P<name>\w+)\" of type")
 
 
@@ -153,7 +152,7 @@ def readable_parsing_error(exc: ParsingError, cls: type) -> ValueError:
         expected = f"a list of numbers in brackets, e.g. {example}"
     else:
         tp = base_type(hint)[0]
-        expected = EXPECTED.get(tp, f"a {getattr(tp, '__name__', tp)}")
+        expected = VALUE_KINDS[tp][1] if tp in VALUE_KINDS else f"a {getattr(tp, '__name__', tp)}"
     return ValueError(f"--{match['name']} {match['value']}: expected {expected} (on the command line or in "
                       "the --config_path file)")
 
@@ -255,36 +254,22 @@ ALGO_MINIMUMS = {**{name: 1 for name in ("max_traj_len", "hidden_dim", "policy_f
                                          "diffusion_steps", "num_samples")},
                  "warmup_steps": 0, "bc_steps": 0}
 
-# the ranges the algorithms' coefficients need, by their CORL names (low, high, low included, high
-# included): a typo such as --discount 9.9 for 0.99 would otherwise train to a meaningless number
-UNIT_RANGE, POSITIVE = (0.0, 1.0, False, True), (0.0, math.inf, False, False)
+# the ranges the algorithms' coefficients need, by their CORL names, wherever a worker has them
 ALGO_RANGES = {**{name: UNIT_RANGE for name in ("discount", "gamma", "tau", "soft_target_update_rate", "actor_tau",
                                                 "frac")},
-               "iql_tau": (0.0, 1.0, False, False),
+               "iql_tau": OPEN_UNIT_RANGE,
                **{name: POSITIVE for name in ("actor_lr", "learning_rate", "vf_lr", "qf_lr", "policy_lr")},
-               **{name: (0.0, 1.0, True, False) for name in ("attention_dropout", "residual_dropout",
-                                                              "embedding_dropout", "actor_dropout")}}
+               **{name: PROBABILITY_BELOW_ONE for name in ("attention_dropout", "residual_dropout",
+                                                           "embedding_dropout", "actor_dropout")}}
 
 
 def check_algo_ranges(cfg: WorkerConfig) -> None:
-    """Each coefficient of ALGO_RANGES and count of ALGO_MINIMUMS the worker has is in its range, else a
-    ValueError naming the option, its range and its default (the dataclass's: CORL's TrainConfig)."""
-    present = {f.name: f.default for f in dataclasses.fields(cfg)}
+    """The counts of ALGO_MINIMUMS and the coefficients of ALGO_RANGES the worker has, each in its
+    range, else a ValueError naming the option, the range and its default (the dataclass's: CORL's)."""
+    present = {f.name for f in dataclasses.fields(cfg)}
     check_minimums(cfg, {name: least for name, least in ALGO_MINIMUMS.items() if name in present},
                    flag=lambda name: f"--{name}")
-    for name, (low, high, low_in, high_in) in ALGO_RANGES.items():
-        if name not in present:
-            continue
-        value = getattr(cfg, name)
-        if value is None:  # unset where the algorithm allows it (IQL's actor_dropout)
-            continue
-        above = value >= low if low_in else value > low
-        below = value <= high if high_in else value < high
-        if not (above and below):
-            span = ("positive" if (low, high, low_in) == (0.0, math.inf, False) else
-                    f"in {'[' if low_in else '('}{low:g}, {high:g}{']' if high_in else ')'}")
-            default = "none" if present[name] is None else f"{present[name]:g}"
-            raise ValueError(f"--{name} must be {span}, got {value:g} (default: {default})")
+    check_ranges(cfg, ALGO_RANGES, flag=lambda name: f"--{name}")
 
 
 def validate_worker_config(cfg: WorkerConfig) -> None:
